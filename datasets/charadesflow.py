@@ -1,0 +1,55 @@
+"""Charades optical flow ``<data>/<id>/<id>-NNNNNNx.jpg`` / ``...y.jpg`` (SPEC sections 1 and 11).
+
+A sample starting at frame ``f`` stacks the 10 consecutive flow pairs ``f .. f+9`` into 20 channels
+in the order **x_f, y_f, x_{f+1}, y_{f+1}, ..., x_{f+9}, y_{f+9}** (x and y interleaved per frame, as
+the original).  The 8-bit grayscale values (128 = no motion) are scaled to [0, 1] and normalised with
+mean 0.502, std 1.  The sampling rules are RGB's (``charades_index`` with ``span=10``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from datasets import charades_index
+from datasets import transforms as frame_transforms
+from datasets.charadesrgb import CharadesFrames, FrameError, open_frame
+
+
+class CharadesFlow(CharadesFrames):
+    """Flow stacks; the input is a float (2*span)xHxW tensor in [0, 1] before ``transform``."""
+
+    span = charades_index.FLOW_SPAN
+
+    def frame_path(self, video_id: str, frame: int, axis: str) -> str:
+        return os.path.join(self.root, video_id, f"{video_id}-{frame:06d}{axis}.jpg")
+
+    def frame_paths(self, i: int) -> list[str]:
+        """The files behind sample ``i``, in channel order (x1, y1, x2, y2, ...)."""
+        vid = self.index.video_id(i)
+        start = int(self.index.frame[i])
+        last = int(self.index.nframes[self.index.video[i]])
+        # Only a val_video sample of a video shorter than the span can run past ``last`` (train/val
+        # drop such samples): repeating the last pair keeps that video scored instead of unscored.
+        frames = [min(start + j, last) for j in range(self.span)]
+        return [self.frame_path(vid, f, axis) for f in frames for axis in "xy"]
+
+    def load_input(self, i: int) -> torch.Tensor:
+        paths = self.frame_paths(i)
+        planes = [np.asarray(open_frame(p, "L")) for p in paths]
+        try:
+            stack = np.stack(planes)
+        except ValueError as e:  # frames of different sizes: name the sample's files
+            raise FrameError(f"flow frames {paths[0]} .. {paths[-1]} differ in size: {e}") from e
+        return torch.from_numpy(stack).float().div_(255.0)
+
+
+def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesFlow]:
+    """train, val, val_video flow datasets of ``opts.data`` with ``opts.train_file`` / ``opts.val_file``."""
+    train, val, val_video = charades_index.load_splits(opts, modality="flow", span=CharadesFlow.span)
+    evaluate = frame_transforms.flow_val_transform(opts)
+    return (CharadesFlow(train, opts.data, opts.nclass, frame_transforms.flow_train_transform(opts)),
+            CharadesFlow(val, opts.data, opts.nclass, evaluate),
+            CharadesFlow(val_video, opts.data, opts.nclass, evaluate))

@@ -1,0 +1,88 @@
+"""Train and evaluate AsyncTF: the epoch loop, read top to bottom (SPEC section 5).
+
+``python main.py --flags`` or, more usually, ``python exp/asynctf_rgb.py [overrides]``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+import checkpoints
+import opts as options
+import train
+from datasets import get_dataset
+from models import create_model
+from utils.logger import setup_logging
+
+log = logging.getLogger("main")
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch (CPU and CUDA) from ``--manual-seed``."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run training (or ``--evaluate``) and return the last epoch's metrics."""
+    opts = options.parse(argv)
+    setup_logging(opts.cache)
+    log.info("options: %s", " ".join(f"{k}={v}" for k, v in sorted(vars(opts).items())))
+    seed_everything(opts.manual_seed)
+    if str(opts.device).startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+
+    model, criterion, optimizer = create_model(opts)
+    best_mAP = 0.0
+    if opts.resume:
+        state = checkpoints.resume(opts.resume, model, optimizer)
+        best_mAP = state["best_mAP"]
+        if state["start_epoch"] is not None:
+            opts.start_epoch = state["start_epoch"]
+    train_loader, val_loader, video_loader = get_dataset(opts)
+
+    if opts.evaluate:
+        val = train.validate(val_loader, model, criterion, opts.start_epoch - 1, opts)
+        video = train.validate_video(video_loader, model, criterion, opts.start_epoch - 1, opts)
+        return {"top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"]}
+
+    metrics: dict = {}
+    for epoch in range(opts.start_epoch, opts.epochs):
+        lr = train.adjust_learning_rate(opts, optimizer, epoch)
+        log.info("epoch %d/%d, lr %g", epoch + 1, opts.epochs, lr)
+        tr = train.train(train_loader, model, criterion, optimizer, epoch, opts)
+        val = train.validate(val_loader, model, criterion, epoch, opts)
+        video = train.validate_video(video_loader, model, criterion, epoch, opts)
+        metrics = {"top1train": tr["top1"], "top5train": tr["top5"], "top1val": val["top1"],
+                   "top5val": val["top5"], "mAP": video["mAP"], "videoprec1": video["prec1"],
+                   "videoprec5": video["prec5"], "loss": tr["loss"]}
+        is_best = video["mAP"] > best_mAP
+        best_mAP = max(video["mAP"], best_mAP)
+        state = {"epoch": epoch + 1, "arch": opts.arch, "state_dict": model.state_dict(), "mAP": best_mAP,
+                 "optimizer": optimizer.state_dict()}
+        checkpoints.save_checkpoint(state, is_best, metrics, opts.cache)
+        log.info("epoch %d done: train prec@1 %.2f, val prec@1 %.2f, video mAP %.4f (best %.4f)", epoch + 1,
+                 tr["top1"], val["top1"], video["mAP"], best_mAP)
+    return metrics
+
+
+def experiment(flags: list[str], argv: list[str] | None = None) -> dict:
+    """Run an ``exp/*.py`` file: its flags, then the command line's (which override them).  Like the
+    original, an experiment resumes from its own ``<cache>/<name>/model.pth.tar`` when that exists, so
+    the same command continues an interrupted run."""
+    args = list(flags) + list(sys.argv[1:] if argv is None else argv)
+    opts = options.parse(args)
+    own = os.path.join(opts.cache, "model.pth.tar")
+    if not opts.resume and os.path.isfile(own):
+        args += ["--resume", own]
+    return main(args)
+
+
+if __name__ == "__main__":
+    main()

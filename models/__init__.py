@@ -1,0 +1,91 @@
+"""Model, criterion and optimiser from the options (SPEC section 3)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import torch
+import torch.nn as nn
+import torchvision
+
+from checkpoints import load_weights_file
+from models.asynctf import AsyncTFBase, AsyncTFCriterion
+
+log = logging.getLogger(__name__)
+
+
+def _linear(opts: argparse.Namespace) -> nn.Module:
+    """A bare linear layer on flattened inputs of ``inputsize`` values (with testdata1: the head alone)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(opts.inputsize, opts.nclass))
+
+
+EXTRA_ARCHS: dict = {"linear": _linear}  # name -> constructor(opts) for archs outside torchvision
+
+
+def arch_choices() -> list[str]:
+    """Every accepted ``--arch``."""
+    return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(EXTRA_ARCHS))
+
+
+def _torchvision_pretrained(arch: str) -> nn.Module:
+    """torchvision's ImageNet weights, the normal way (torch hub cache, downloaded when missing)."""
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    try:
+        return torchvision.models.get_model(arch, weights=weights)
+    except Exception as err:  # no network, a proxy, a truncated download...
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+        raise RuntimeError(
+            f"--pretrained: could not load torchvision's ImageNet weights for {arch} ({err}). "
+            f"Download {weights.url} and put it at {path} (or pass --pretrained-weights FILE).") from None
+
+
+def _last_linear(model: nn.Module) -> str:
+    """Dotted name of the network's last ``nn.Linear`` (``fc``, or the last of ``classifier``)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no linear layer to replace with the AsyncTF head")
+    return names[-1]
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+def load_pretrained_weights(model: nn.Module, path: str) -> None:
+    """Load a local state dict into the backbone; layers whose shape differs are skipped (and logged)."""
+    state = load_weights_file(path)
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(state) - set(usable))
+    missing = sorted(set(own) - set(usable))
+    model.load_state_dict(usable, strict=False)
+    log.info("=> loaded %d tensors from %s (skipped %d: %s; left as initialised: %d: %s)", len(usable), path,
+             len(skipped), skipped[:5], len(missing), missing[:5])
+
+
+def build_network(opts: argparse.Namespace) -> nn.Module:
+    """The frame network of ``opts.arch`` with the AsyncTF head in place of its last linear layer."""
+    if opts.arch in EXTRA_ARCHS:
+        model = EXTRA_ARCHS[opts.arch](opts)
+    elif opts.arch in torchvision.models.list_models(module=torchvision.models):
+        model = _torchvision_pretrained(opts.arch) if opts.pretrained else \
+            torchvision.models.get_model(opts.arch, weights=None)
+    else:
+        raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
+    if opts.pretrained_weights:
+        load_pretrained_weights(model, opts.pretrained_weights)
+    name = _last_linear(model)
+    dim = model.get_submodule(name).in_features
+    _set_module(model, name, AsyncTFBase(dim, opts.nclass, opts.nhidden))
+    return model
+
+
+def create_model(opts: argparse.Namespace) -> tuple[nn.Module, AsyncTFCriterion, torch.optim.Optimizer]:
+    """``(model, criterion, optimizer)`` on ``opts.device``: SGD over all parameters."""
+    model = build_network(opts).to(opts.device)
+    criterion = AsyncTFCriterion(opts).to(opts.device)
+    optimizer = torch.optim.SGD(model.parameters(), opts.lr, momentum=opts.momentum,
+                                weight_decay=opts.weight_decay)
+    return model, criterion, optimizer

@@ -1,0 +1,111 @@
+"""The temporal message buffer of AsyncTF (SPEC section 4), vectorised on the device.
+
+For every video id it keeps a FIFO of the last ``memory_size`` stored messages ``(t, m)``.  Storage is
+one ring buffer per video in three dense tensors (``seq``, ``times``, ``values``: V x M [x C]); ``seq``
+holds each item's insertion number for that video (-1 = empty), which gives the FIFO order without ever
+moving data.  Reading and storing are a handful of batched tensor ops: no Python loop over samples or
+over stored messages.  The only per-sample Python is the id -> row lookup in a dict.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class MessageBuffer:
+    """FIFO of ``(time, vector)`` messages per video id, read with the AsyncTF temporal kernel."""
+
+    def __init__(self, nclass: int, memory_size: int, memory_decay: float, sigma: float,
+                 temporal_weight: float, dtype: torch.dtype = torch.float32):
+        self.nclass, self.memory_size = nclass, memory_size
+        self.memory_decay, self.sigma, self.temporal_weight = memory_decay, sigma, temporal_weight
+        self.dtype = dtype
+        self.rows: dict[str, int] = {}
+        self.device = torch.device("cpu")
+        self._allocate(0)
+
+    def _allocate(self, capacity: int) -> None:
+        M, C, dev = self.memory_size, self.nclass, self.device
+        self.seq = torch.full((capacity, M), -1, dtype=torch.long, device=dev)
+        self.times = torch.zeros((capacity, M), dtype=torch.long, device=dev)
+        self.values = torch.zeros((capacity, M, C), dtype=self.dtype, device=dev)
+        self.count = torch.zeros(capacity, dtype=torch.long, device=dev)  # items ever stored per video
+
+    def to(self, device: torch.device | str) -> "MessageBuffer":
+        """Move the stored messages to ``device`` (a no-op when they are already there)."""
+        device = torch.device(device)
+        if device != self.device:
+            self.device = device
+            self.seq, self.times = self.seq.to(device), self.times.to(device)
+            self.values, self.count = self.values.to(device), self.count.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lookup(self, ids: list[str]) -> torch.Tensor:
+        """Row of each id (registering unknown ids with an empty FIFO, which reads as zeros)."""
+        rows = [self.rows.setdefault(i, len(self.rows)) for i in ids]
+        if len(self.rows) > self.seq.shape[0]:
+            self._grow(len(self.rows))
+        return torch.tensor(rows, dtype=torch.long).to(self.device, non_blocking=True)
+
+    def _grow(self, needed: int) -> None:
+        old = (self.seq, self.times, self.values, self.count)
+        n = old[0].shape[0]
+        self._allocate(max(needed, 2 * n, 64))
+        self.seq[:n], self.times[:n], self.values[:n], self.count[:n] = old
+
+    def read(self, rows: torch.Tensor, t0: torch.Tensor, future: bool) -> torch.Tensor:
+        """The past (``t < t0``) or future (``t > t0``) message of each sample, B x C.
+
+        Kept items are numbered i = 0, 1, ... from oldest to newest;
+        ``msg = w * sum_i c_i k_i m_i / sum_i c_i`` with ``c_i = (1/decay)**i`` and
+        ``k_i = exp(-(t_i - t0)**2 / (2 sigma**2))``.  The denominator holds only the ``c_i``: that is the
+        published behaviour (the kernel is not normalised), kept on purpose.
+        """
+        seq, times, values = self.seq[rows], self.times[rows], self.values[rows]
+        d = times - t0.to(self.device).long()[:, None]
+        keep = (seq >= 0) & ((d > 0) if future else (d < 0))
+        # i = how many kept items of the same video are older (smaller insertion number)
+        older = keep[:, None, :] & (seq[:, None, :] < seq[:, :, None])
+        i = older.sum(-1).to(self.dtype)
+        c = torch.where(keep, torch.pow(1.0 / self.memory_decay, i), torch.zeros_like(i))
+        df = d.to(self.dtype)
+        k = torch.exp(-df * df / (2.0 * self.sigma ** 2))
+        num = torch.einsum("bm,bmc->bc", c * k, values)
+        den = c.sum(1, keepdim=True)
+        return self.temporal_weight * num / torch.where(den > 0, den, torch.ones_like(den))
+
+    def store(self, rows: torch.Tensor, times: torch.Tensor, values: torch.Tensor, order: torch.Tensor) -> None:
+        """Append ``values`` (B x C) at ``times`` in the given order, each FIFO trimmed to ``memory_size``."""
+        M = self.memory_size
+        rows, times = rows[order], times.to(self.device).long()[order]
+        values = values.detach().to(self.device, self.dtype)[order]
+        same = rows[:, None] == rows[None, :]
+        # position of each item among this batch's items of the same video, in storing order
+        occ = torch.tril(same, diagonal=-1).sum(1)
+        seq = self.count[rows] + occ
+        after = self.count[rows] + same.sum(1)
+        # only the last M items of a video survive; writing just those makes every (row, slot) unique
+        live = seq >= after - M
+        r, s = rows[live], seq[live]
+        self.seq[r, s % M] = s
+        self.times[r, s % M] = times[live]
+        self.values[r, s % M] = values[live]
+        self.count.index_add_(0, rows, torch.ones_like(rows))
+
+    def state_dict(self) -> dict:
+        """Everything needed to restore the buffer exactly (tensors on the CPU)."""
+        n = len(self.rows)
+        return {"ids": list(self.rows), "seq": self.seq[:n].cpu(), "times": self.times[:n].cpu(),
+                "values": self.values[:n].cpu(), "count": self.count[:n].cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a buffer saved by ``state_dict`` (onto the current device)."""
+        self.rows = {vid: i for i, vid in enumerate(state["ids"])}
+        n = len(self.rows)
+        self._allocate(n)
+        self.seq[:] = state["seq"].to(self.device)
+        self.times[:] = state["times"].to(self.device)
+        self.values[:] = state["values"].to(self.device, self.dtype)
+        self.count[:] = state["count"].to(self.device)

@@ -1,0 +1,95 @@
+"""Every option of the project, with the original's defaults (SPEC section 9).
+
+``parse(argv=None)`` returns one namespace that is passed down explicitly; nothing reads options
+from anywhere else.  ``opts.cache`` is ``<cache-dir>/<name>/``, created on demand.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DATASETS = ("charadesrgb", "charadesflow", "fake", "testdata1")
+
+
+def _default_device() -> str:
+    try:
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # opts must parse even where torch is absent (e.g. the evaluator's machine)
+        return "cpu"
+
+
+def _bool(text: str) -> bool:
+    """Accept the spellings people type for a switch that also takes a value (``--adjustment false``)."""
+    low = str(text).lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed so scripts can add their own flags)."""
+    p = argparse.ArgumentParser(description="Asynchronous Temporal Fields (AsyncTF) on Charades")
+    switch = dict(nargs="?", const=True, default=False, type=_bool)
+    # data
+    p.add_argument("--data", default="", help="root of the frame tree <data>/<id>/<id>-NNNNNN.jpg")
+    p.add_argument("--dataset", default="charadesrgb", help="one of " + ", ".join(DATASETS))
+    p.add_argument("--train-file", default="", help="training annotation CSV")
+    p.add_argument("--val-file", default="", help="validation/test annotation CSV")
+    p.add_argument("--test-frames", default=50, type=int, help="frames scored per video in val_video")
+    p.add_argument("--inputsize", default=224, type=int)
+    p.add_argument("--nclass", default=157, type=int)
+    # model
+    p.add_argument("--arch", default="resnet152", help="a torchvision classification model, or vgg16flow")
+    p.add_argument("--pretrained", **switch, help="torchvision ImageNet weights")
+    p.add_argument("--pretrained-weights", default="", help="a local state dict to start from")
+    p.add_argument("--nhidden", default=10, type=int, help="rank H of the pairwise term aa = U V")
+    # optimisation
+    p.add_argument("-j", "--workers", default=4, type=int)
+    p.add_argument("--epochs", default=20, type=int)
+    p.add_argument("--start-epoch", default=0, type=int)
+    p.add_argument("-b", "--batch-size", default=256, type=int)
+    p.add_argument("--lr", default=1e-3, type=float)
+    p.add_argument("--lr-decay-rate", default=6, type=int, help="lr * 0.1 ** (epoch // lr_decay_rate)")
+    p.add_argument("--momentum", default=0.9, type=float)
+    p.add_argument("--weight-decay", default=1e-4, type=float)
+    p.add_argument("--accum-grad", default=1, type=int, help="optimiser step every N batches")
+    p.add_argument("--train-size", default=1.0, type=float, help="fraction of the train loader per epoch")
+    p.add_argument("--val-size", default=1.0, type=float, help="fraction of the val loader per epoch")
+    # AsyncTF criterion (SPEC section 4)
+    p.add_argument("--temporal-weight", default=1.0, type=float)
+    p.add_argument("--temporalloss-weight", default=1.0, type=float)
+    p.add_argument("--memory-decay", default=0.9, type=float)
+    p.add_argument("--memory-size", default=20, type=int)
+    p.add_argument("--sigma", default=150, type=float)
+    p.add_argument("--adjustment", **switch)
+    p.add_argument("--originalloss-weight", default=1.0, type=float)
+    p.add_argument("--balanceloss", **switch)
+    p.add_argument("--window-smooth", default=3, type=int)
+    # run
+    p.add_argument("--print-freq", default=10, type=int)
+    p.add_argument("--resume", default="", help="checkpoint to resume from")
+    p.add_argument("-e", "--evaluate", **switch, help="only validate and validate_video")
+    p.add_argument("--manual-seed", default=0, type=int)
+    p.add_argument("--cache-dir", default="./cache/")
+    p.add_argument("--name", default="test")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--localize", **switch, help="also write localize_NNN.txt submissions")
+    # distributed (torchrun sets RANK/WORLD_SIZE/MASTER_ADDR; these are the original's flags)
+    p.add_argument("--world-size", default=1, type=int)
+    p.add_argument("--dist-url", default="env://")
+    p.add_argument("--dist-backend", default="nccl")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (``sys.argv[1:]`` when None) into the run's options."""
+    opts = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.device is None:
+        opts.device = _default_device()
+    opts.cache = os.path.join(opts.cache_dir, opts.name)
+    os.makedirs(opts.cache, exist_ok=True)
+    return opts

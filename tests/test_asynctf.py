@@ -1,0 +1,196 @@
+"""The AsyncTF head, message buffer and criterion against hand-computed values and a direct, slow
+implementation of SPEC section 4 written here (Python lists, float64, autograd hooks)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import opts as options
+from models.asynctf import AsyncTFBase, AsyncTFCriterion
+from models.message_buffer import MessageBuffer
+
+
+def make_opts(tmp_path, **kw):
+    o = options.parse(["--cache-dir", str(tmp_path)])
+    defaults = dict(nclass=6, memory_size=3, memory_decay=0.8, sigma=5.0, temporal_weight=0.7,
+                    temporalloss_weight=1.3, originalloss_weight=2.0, adjustment=True, balanceloss=True,
+                    window_smooth=1, manual_seed=3)
+    for k, v in {**defaults, **kw}.items():
+        setattr(o, k, v)
+    return o
+
+
+# -- message buffer, by hand ------------------------------------------------------------------------
+def test_buffer_hand_computed():
+    sigma, tw = 10.0, 2.0
+    buf = MessageBuffer(2, memory_size=5, memory_decay=0.5, sigma=sigma, temporal_weight=tw)
+    rows = buf.lookup(["v", "v", "v"])
+    buf.store(rows, torch.tensor([10, 20, 30]), torch.tensor([[1., 0.], [0., 1.], [1., 1.]]), torch.arange(3))
+    k = lambda d: math.exp(-d * d / (2 * sigma ** 2))  # noqa: E731
+    r = buf.lookup(["v"])
+    # past of t0=25: t=10 (i=0, c=1), t=20 (i=1, c=1/0.5=2); denominator = c only = 3
+    past = buf.read(r, torch.tensor([25]), future=False)
+    assert torch.allclose(past[0], torch.tensor([tw * k(15) / 3, tw * 2 * k(5) / 3]), atol=1e-6)
+    # future of t0=25: t=30 alone (i=0, c=1)
+    fut = buf.read(r, torch.tensor([25]), future=True)
+    assert torch.allclose(fut[0], torch.tensor([tw * k(5), tw * k(5)]), atol=1e-6)
+    # strict: at t0=20 the item at 20 is neither past nor future
+    past20 = buf.read(r, torch.tensor([20]), future=False)
+    assert torch.allclose(past20[0], torch.tensor([tw * k(10), 0.0]), atol=1e-6)
+    fut20 = buf.read(r, torch.tensor([20]), future=True)
+    assert torch.allclose(fut20[0], torch.tensor([tw * k(10), tw * k(10)]), atol=1e-6)
+    # an unknown id reads zeros
+    assert torch.equal(buf.read(buf.lookup(["new"]), torch.tensor([25]), future=False), torch.zeros(1, 2))
+
+
+def test_buffer_fifo_trimming_and_persistence():
+    buf = MessageBuffer(1, memory_size=2, memory_decay=1.0, sigma=1e6, temporal_weight=1.0)
+    for t, m in [(1, 1.0), (2, 2.0)]:  # two separate calls: the buffer persists
+        buf.store(buf.lookup(["v"]), torch.tensor([t]), torch.tensor([[m]]), torch.arange(1))
+    read = lambda t0: buf.read(buf.lookup(["v"]), torch.tensor([t0]), future=False)[0, 0].item()  # noqa
+    assert read(10) == pytest.approx(1.5)  # mean of 1 and 2 (kernel ~1)
+    buf.store(buf.lookup(["v"]), torch.tensor([3]), torch.tensor([[6.0]]), torch.arange(1))
+    assert read(10) == pytest.approx(4.0)  # the oldest (1.0) left the FIFO: mean of 2 and 6
+    # more items of one video in a batch than memory_size: only the last two in storing order stay
+    buf.store(buf.lookup(["w"] * 4), torch.tensor([1, 2, 3, 4]), torch.tensor([[1.], [2.], [4.], [8.]]),
+              torch.tensor([3, 0, 2, 1]))  # stored as 8, 1, 4, 2 -> keeps 4 and 2
+    assert buf.read(buf.lookup(["w"]), torch.tensor([100]), future=False)[0, 0].item() == pytest.approx(3.0)
+    assert buf.values.shape[1] == 2  # memory stays bounded by memory_size per video
+
+
+# -- a direct implementation of SPEC section 4 ------------------------------------------------------
+class SlowCriterion:
+    def __init__(self, o):
+        self.o, self.C = o, o.nclass
+        self.mem, self.gmem = {}, {}
+        self.gen = torch.Generator().manual_seed(o.manual_seed)
+        self.N, self.pos = 0, torch.zeros(o.nclass, dtype=torch.float64)
+
+    def read(self, mem, vid, t0, future):
+        kept = [(t, m) for t, m in mem.get(vid, []) if (t > t0 if future else t < t0)]
+        num, den = torch.zeros(self.C, dtype=torch.float64), 0.0
+        for i, (t, m) in enumerate(kept):
+            c = (1.0 / self.o.memory_decay) ** i
+            num = num + c * math.exp(-(t - t0) ** 2 / (2 * self.o.sigma ** 2)) * m
+            den += c
+        return self.o.temporal_weight * num / den if kept else num
+
+    def store(self, mem, ids, times, values, order):
+        for j in order.tolist():
+            fifo = mem.setdefault(ids[j], [])
+            fifo.append((int(times[j]), values[j].detach().double().clone()))
+            while len(fifo) > self.o.memory_size:
+                fifo.pop(0)
+
+    def __call__(self, a, aa, target, ids, times, training):
+        B, C, o = a.shape[0], self.C, self.o
+        msg = torch.stack([self.read(self.mem, ids[b], int(times[b]), False) for b in range(B)])
+        fmsg = torch.stack([self.read(self.mem, ids[b], int(times[b]), True) for b in range(B)])
+        q = torch.stack([a[b] + msg[b] @ aa[b] + aa[b] @ fmsg[b] for b in range(B)])
+        qa = torch.sigmoid(q)
+        if training and o.balanceloss:
+            self.N += B
+            self.pos += target.sum(0)
+            w = torch.where(target > 0.5, (self.N / 2) / self.pos, (self.N / 2) / (self.N - self.pos))
+            qa.register_hook(lambda g: g * w)
+        loss = F.binary_cross_entropy(qa, target) + o.originalloss_weight * F.binary_cross_entropy(
+            torch.sigmoid(a), target)
+        order = torch.randperm(B, generator=self.gen)
+        self.store(self.mem, ids, times, torch.sigmoid(a), order)
+        if not training:
+            return qa, loss
+        past = fut = 0.0
+        if o.adjustment:
+            self.store(self.gmem, ids, times, target, order)
+            gmsg = torch.stack([self.read(self.gmem, ids[b], int(times[b]), False) for b in range(B)])
+            gfmsg = torch.stack([self.read(self.gmem, ids[b], int(times[b]), True) for b in range(B)])
+            s = 0.5 * o.temporalloss_weight / C ** 2
+            past = s * torch.stack([((gmsg[b] - msg[b]) @ aa[b] @ target[b]) ** 2 for b in range(B)]).mean()
+            fut = s * torch.stack([(target[b] @ aa[b] @ (gfmsg[b] - fmsg[b])) ** 2 for b in range(B)]).mean()
+        return qa, (loss + past + fut) / 3
+
+
+def random_batches(nbatch, B, C, seed):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(nbatch):
+        ids = [f"v{int(i)}" for i in torch.randint(0, 4, (B,), generator=g)]
+        times = torch.randint(1, 40, (B,), generator=g)
+        a = torch.randn(B, C, generator=g, dtype=torch.float64)
+        aa = torch.randn(B, C, C, generator=g, dtype=torch.float64) * 0.5
+        target = (torch.rand(B, C, generator=g) < 0.4).double()
+        yield a, aa, target, ids, times
+
+
+@pytest.mark.parametrize("training,adjustment,balance,decay", [
+    (True, True, True, 0.8), (True, False, True, 1.0), (True, True, False, 0.9), (False, True, True, 0.8)])
+def test_criterion_matches_slow_reference(tmp_path, training, adjustment, balance, decay):
+    o = make_opts(tmp_path, adjustment=adjustment, balanceloss=balance, memory_decay=decay)
+    fast, slow = AsyncTFCriterion(o), SlowCriterion(o)
+    fast.train(training)
+    for a, aa, target, ids, times in random_batches(6, 9, o.nclass, seed=1):
+        a1, aa1 = a.clone().requires_grad_(), aa.clone().requires_grad_()
+        a2, aa2 = a.clone().requires_grad_(), aa.clone().requires_grad_()
+        s1, l1 = fast(a1, aa1, target, {"id": ids, "time": times})
+        s2, l2 = slow(a2, aa2, target, ids, times, training)
+        assert torch.allclose(s1.double(), s2, atol=1e-5)
+        assert l1.item() == pytest.approx(l2.item(), rel=1e-5, abs=1e-6)
+        (l1 * 1.0).backward()
+        l2.backward()
+        assert torch.allclose(a1.grad.double(), a2.grad, atol=1e-5)
+        assert torch.allclose(aa1.grad.double(), aa2.grad, atol=1e-5)
+
+
+def test_adjustment_and_balance_change_the_loss(tmp_path):
+    """The reference test above would pass for a criterion that ignores these options if the reference
+    ignored them too: check that they actually matter."""
+    losses = {}
+    for adj in (False, True):
+        o = make_opts(tmp_path, adjustment=adj)
+        crit = AsyncTFCriterion(o).train()
+        for a, aa, target, ids, times in random_batches(3, 9, o.nclass, seed=2):
+            _, loss = crit(a, aa, target, {"id": ids, "time": times})
+        losses[adj] = loss.item()
+    assert losses[True] > losses[False]
+
+
+def test_synchronous_mode_matches_reference(tmp_path):
+    o = make_opts(tmp_path, memory_size=4, window_smooth=2)
+    fast, slow = AsyncTFCriterion(o).eval(), SlowCriterion(o)
+    g = torch.Generator().manual_seed(5)
+    B, C = 7, o.nclass
+    a, aa = torch.randn(B, C, generator=g), torch.randn(B, C, C, generator=g) * 0.5
+    target = (torch.rand(1, C, generator=g) < 0.5).float().expand(B, C).contiguous()
+    ids, times = ["vid"] * B, torch.arange(1, B + 1) * 10
+    s1, _ = fast(a, aa, target, {"id": ids, "time": times}, synchronous=True)
+    for _ in range(6):
+        q, _ = slow(a.double(), aa.double(), target.double(), ids, times, False)
+    w = o.window_smooth
+    smooth = torch.stack([q[max(0, m - w):min(B - 1, m + w) + 1].mean(0) for m in range(B)])
+    assert torch.allclose(s1.double(), smooth, atol=1e-5)
+    assert not torch.allclose(smooth, q)  # smoothing did something
+
+
+def test_head_shapes_and_low_rank(tmp_path):
+    head = AsyncTFBase(12, 6, 2)
+    a, aa = head(torch.randn(4, 12))
+    assert a.shape == (4, 6) and aa.shape == (4, 6, 6)
+    assert torch.equal(aa[0], aa[3])  # one compatibility matrix for every sample
+    assert torch.linalg.matrix_rank(aa[0]).item() <= 2
+    u, v = head.mAAa.weight.view(6, 2), head.mAAb.weight.view(2, 6)
+    assert torch.allclose(aa[0], u @ v)
+    assert head.mAAa.weight.shape == (12, 1) and head.mAAb.weight.shape == (12, 1)
+
+
+def test_criterion_state_round_trip(tmp_path):
+    o = make_opts(tmp_path)
+    c1 = AsyncTFCriterion(o).train()
+    batches = list(random_batches(4, 9, o.nclass, seed=7))
+    for a, aa, target, ids, times in batches[:2]:
+        c1(a, aa, target, {"id": ids, "time": times})
+    c2 = AsyncTFCriterion(make_opts(tmp_path, manual_seed=99)).train()
+    c2.load_state_dict_full(c1.state_dict_full())
+    for a, aa, target, ids, times in batches[2:]:
+        s1, l1 = c1(a, aa, target, {"id": ids, "time": times})
+        s2, l2 = c2(a, aa, target, {"id": ids, "time": times})
+        assert torch.equal(s1, s2) and torch.equal(l1, l2)

@@ -1,0 +1,152 @@
+"""Sampling rules, frame counting, cache and errors of datasets.charades_index (SPEC 2, 11, 12)."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets import charades_index as ci
+from utils.charades_csv import AnnotationError, Video
+
+HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
+ROWS = [  # quoted text fields with commas; BBB02 has no actions; CCC03 has no dir; DDD04 an empty one
+    'AAA01,S01,"Kitchen, small",6,7,Yes,"Opens a door, then sits.","door;chair","Opens, sits.",'
+    '"c002 0.0 0.5;c001 0.5 1.0;c002 1.1 1.2",1.25\n',
+    'BBB02,S02,Bedroom,5,6,No,"Nothing, really.",,"Stands, waits.",,2.0\n',
+    'CCC03,S03,Garage,4,5,Yes,"No frames, sadly.",car,"Drives, parks.",c003 0.0 1.0,1.0\n',
+    'DDD04,S04,"Hall, long",4,5,Yes,Empty dir.,,x,c000 0.0 1.0,1.0\n',
+]
+NFRAMES = {"AAA01": 30, "BBB02": 9}
+# train/val of AAA01 (n=30): i = 0,4,...,28 -> frame i+1; strict start < i/24 < end
+AAA01_TRAIN = [(1, []), (5, [2]), (9, [2]), (13, []), (17, [1]), (21, [1]), (25, []), (29, [2])]
+
+
+def write_csv(path, rows=ROWS) -> str:
+    path.write_text(HEADER + "".join(rows))
+    return str(path)
+
+
+def write_rgb_tree(root) -> str:
+    for vid, n in NFRAMES.items():
+        os.makedirs(root / vid)
+        for f in range(1, n + 1):
+            Image.new("RGB", (8, 8), (8 * f,) * 3).save(root / vid / f"{vid}-{f:06d}.jpg", quality=100)
+    os.makedirs(root / "DDD04")
+    (root / "DDD04" / "notes.txt").write_text("not a frame")
+    return str(root)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return write_csv(tmp_path / "ann.csv"), write_rgb_tree(tmp_path / "rgb"), str(tmp_path / "cache")
+
+
+def samples(index):
+    return [(index.video_id(i), int(index.frame[i]), index.classes(i).tolist()) for i in range(len(index))]
+
+
+def test_count_frames_ignores_other_names(tmp_path):
+    d = tmp_path / "V1"
+    os.makedirs(d)
+    for name in ["V1-000001.jpg", "V1-000002.jpg", "V1-1.jpg", "V2-000003.jpg", "V1-000004.png",
+                 "V1-000001x.jpg", "V1-000001y.jpg", "V1-000002x.jpg"]:
+        (d / name).write_bytes(b"")
+    assert ci.count_frames(str(d), "V1", "rgb") == 2
+    assert ci.count_frames(str(d), "V1", "flow") == 1  # a lone x is not a usable pair
+    assert ci.count_frames(str(tmp_path / "nope"), "nope", "rgb") == 0
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_frame_level_samples_exact(tree, split, caplog):
+    csv, root, cache = tree
+    with caplog.at_level(logging.INFO, logger="datasets.charades_index"):
+        index = ci.load_split(csv, root, split, cache, nclass=5, test_frames=4)
+    expected = [("AAA01", f, c) for f, c in AAA01_TRAIN] + [("BBB02", 1, []), ("BBB02", 5, [])]
+    assert samples(index) == expected
+    assert index.skipped.tolist() == ["CCC03", "DDD04"]
+    assert index.ids.tolist() == ["AAA01", "BBB02"] and index.nframes.tolist() == [30, 9]
+    assert index.video_ids == [v for v, _, _ in expected]
+    assert any("skipped 2 of 4" in r.getMessage() and "CCC03" in r.getMessage() for r in caplog.records)
+
+
+def test_val_video_positions(tree):
+    csv, root, cache = tree
+    index = ci.load_split(csv, root, "val_video", cache, nclass=5, test_frames=4)
+    # AAA01: t_k*24 = k*1.25*24/4 = 0, 7.5, 15, 22.5; BBB02: 0, 12, 24, 36 -> clamped to n=9
+    assert samples(index) == ([("AAA01", f, [1, 2]) for f in (1, 8, 16, 23)]
+                              + [("BBB02", f, []) for f in (1, 9, 9, 9)])
+
+
+def test_val_video_hits_official_localisation_points():
+    video = Video("V", ((0, 0.0, 1.0),), 30.0)
+    index = ci.build_index([video], [10_000], "val_video", test_frames=50)
+    expected = [int(np.floor(j / 25 * 30.0 * 24 + 1e-9)) + 1 for j in range(25)]
+    assert index.frame[0::2].tolist() == expected
+    assert index.frame[1].item() == int(30 / 50 * 24) + 1  # 14.4 -> frame 15
+
+
+def test_span_drops_tail_and_moves_back():
+    video = Video("V", ((3, 0.0, 100.0),), 30 / 24)
+    train = ci.build_index([video], [30], "train", span=10)
+    assert train.frame.tolist() == [1, 5, 9, 13, 17, 21]  # 25 and 29 would need pairs 34, 38
+    vv = ci.build_index([video], [30], "val_video", test_frames=4, span=10)
+    assert vv.frame.tolist() == [1, 8, 16, 21]  # 23 moved back to 30-9
+    short = ci.build_index([video], [5], "val_video", test_frames=4, span=10)
+    assert short.frame.tolist() == [1, 1, 1, 1]  # at least 1
+
+
+def test_cache_reused_and_rebuilt(tree, monkeypatch, tmp_path, caplog):
+    csv, root, cache = tree
+    calls = []
+    real = ci.build_index
+    monkeypatch.setattr(ci, "build_index", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = ci.load_split(csv, root, "train", cache, nclass=5)
+    again = ci.load_split(csv, root, "train", cache, nclass=5)
+    assert len(calls) == 1 and samples(first) == samples(again)
+    assert not [n for n in os.listdir(cache) if n.endswith(".tmp")]
+    # a changed CSV rebuilds: AAA01's first c002 now starts before frame 1
+    write_csv(tmp_path / "ann.csv", [ROWS[0].replace("c002 0.0 0.5", "c002 -1 0.5")] + ROWS[1:])
+    changed = ci.load_split(csv, root, "train", cache, nclass=5)
+    assert len(calls) == 2 and samples(changed)[0] == ("AAA01", 1, [2])
+    # another data root rebuilds
+    other = shutil.copytree(root, tmp_path / "rgb2")
+    ci.load_split(csv, str(other), "train", cache, nclass=5)
+    assert len(calls) == 3
+    # another sampling parameter rebuilds
+    ci.load_split(csv, root, "train", cache, nclass=5, span=10)
+    assert len(calls) == 4
+    # a corrupt cache file is rebuilt with a log line, not fatal
+    for name in os.listdir(cache):
+        (tmp_path / "cache" / name).write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="datasets.charades_index"):
+        rebuilt = ci.load_split(csv, root, "train", cache, nclass=5)
+    assert len(calls) == 5 and samples(rebuilt) == samples(changed)
+    assert any("rebuilding" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("row, message", [
+    ('EEE05,S,R,1,1,Yes,x,,y,c12 x,3.0\n', "malformed action 'c12 x'"),
+    ('EEE05,S,R,1,1,Yes,x,,y,c005 0.0 1.0,3.0\n', "out of range"),
+])
+def test_bad_actions(tmp_path, tree, row, message):
+    _, root, cache = tree
+    csv = write_csv(tmp_path / "bad.csv", ROWS + [row])
+    with pytest.raises(AnnotationError, match=message) as err:
+        ci.load_split(csv, root, "train", cache, nclass=5)
+    assert "bad.csv" in str(err.value) and "line 6" in str(err.value) and "EEE05" in str(err.value)
+
+
+def test_missing_column_csv_and_data_dir(tmp_path, tree):
+    _, root, cache = tree
+    bad = tmp_path / "nocol.csv"
+    bad.write_text("id,subject,length\nAAA01,S,1.0\n")
+    with pytest.raises(AnnotationError, match="missing column.*actions"):
+        ci.load_split(str(bad), root, "train", cache, nclass=5)
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        ci.load_split(str(tmp_path / "missing.csv"), root, "train", cache, nclass=5)
+    with pytest.raises(FileNotFoundError, match="no_such_root"):
+        ci.load_split(str(tmp_path / "ann.csv"), str(tmp_path / "no_such_root"), "train", cache, nclass=5)

@@ -1,0 +1,226 @@
+"""Python equivalents of the official Charades_v1_classify.m and Charades_v1_localize.m (SPEC section 8).
+
+Semantics, as in the MATLAB code (adapted from THUMOS15):
+
+- ground truth rows in CSV order (localisation: 25 rows per video, row j at ``t = (j-1)/25 * length``,
+  positive for every action with ``start <= t <= end``);
+- a video whose ``actions`` is empty keeps its rows (all labels 0) but its scores are -inf; so are the
+  scores of a video (or frame) missing from the submission; extra ids are ignored;
+- per class: stable descending sort of the scores (ties keep ground-truth row order), precision at each
+  rank, AP = sum of the precisions at the positive ranks / number of positives (NaN without positives);
+- mAP = mean of the class APs (NaN if any is NaN); WAP = APs weighted by the number of positives of
+  each class, over the classes with positives.
+
+Usage: ``python -m utils.charades_eval {classify,localize} SUBMISSION GT_CSV [--per-class]``.
+Numpy only, no torch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from utils.charades_csv import AnnotationError, Video, read_annotations, read_classes
+from utils.submission import CLASSIFY, LOCALIZE, NFRAMES, Submission, SubmissionError, one_based_frames, read_submission
+
+
+# ------------------------------------------------------------------------------------ average precision
+
+_HASH_BITS = 16
+
+
+def _hash(key: np.ndarray) -> np.ndarray:
+    """A cheap hash of float64 values (Fibonacci hashing of their bits) into ``2**_HASH_BITS`` buckets."""
+    return ((key.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
+
+
+def _ties_before(key: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """For each index p in ``idx``: how many i < p have ``key[i] == key[p]`` (NaN equal to NaN).
+
+    ``key`` must hold no -0.0 (it would tie with 0.0 but hash differently).  Only the elements that
+    share a value with some ``key[idx]`` are sorted (stably).  They are found with a hash table
+    (``np.isin`` sorts the whole column: ~10x slower) and then checked exactly.
+    """
+    vals = key[idx]
+    nan = np.isnan(vals)
+    tied = np.unique(vals[~nan])
+    table = np.zeros(1 << _HASH_BITS, dtype=bool)
+    table[_hash(tied)] = True
+    cand = np.flatnonzero(table[_hash(key)])
+    member = cand[np.isin(key[cand], tied)]
+    if nan.any():
+        member = np.union1d(member, np.flatnonzero(np.isnan(key)))
+    order = np.argsort(key[member], kind="stable")   # ``member`` is ascending: equal keys stay in index order
+    ks = key[member][order]
+    new_group = np.ones(len(ks), dtype=bool)
+    new_group[1:] = ~((ks[1:] == ks[:-1]) | (np.isnan(ks[1:]) & np.isnan(ks[:-1])))
+    pos = np.arange(len(ks))
+    start = np.maximum.accumulate(np.where(new_group, pos, 0))
+    before = np.empty(len(ks), dtype=np.int64)
+    before[order] = pos - start
+    return before[np.searchsorted(member, idx)]
+
+
+def average_precision(scores: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-class AP of an (N, C) score matrix against an (N, C) binary ground truth (nonzero = positive).
+
+    Equal to MATLAB's ``[~, i] = sort(-conf)`` (stable) followed by precision at each positive rank,
+    but without sorting indices: the stable rank of a positive p is
+    ``#{i: -s_i < -s_p} + #{i < p: s_i == s_p} + 1``; the first term comes from a plain value sort and
+    a binary search (NaN sorts last, as in MATLAB), the second is only computed where values tie.  With
+    the positives' ranks r_1 < r_2 < ... < r_n, AP = mean_k k / r_k.  Returns C APs (NaN: no positives).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    gt = np.asarray(gt)
+    if scores.ndim != 2 or scores.shape != gt.shape:
+        raise ValueError(f"scores {scores.shape} and gt {gt.shape} must be the same (N, C) shape")
+    ncls = scores.shape[1]
+    cls, rows = np.nonzero(gt.T)                     # positives, grouped by class, rows ascending
+    bounds = np.searchsorted(cls, np.arange(ncls + 1))
+    ap = np.full(ncls, np.nan)
+    for c in range(ncls):
+        pos = rows[bounds[c]:bounds[c + 1]]
+        if len(pos) == 0:
+            continue
+        key = -scores[:, c] + 0.0                    # ascending key = descending score; + 0.0 turns -0.0 into 0.0
+        ordered = np.sort(key)
+        kp = key[pos]
+        lo = np.searchsorted(ordered, kp, "left")
+        rank = lo + 1
+        tied = np.searchsorted(ordered, kp, "right") - lo > 1
+        if tied.any():
+            rank[tied] += _ties_before(key, pos[tied])
+        rank.sort()
+        ap[c] = np.mean(np.arange(1, len(rank) + 1) / rank)
+    return ap
+
+
+def mean_ap(ap: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """``(mAP, WAP)``: plain mean of the APs (NaN if any is NaN, as MATLAB's ``mean``) and the APs
+    weighted by each class's number of positives, over the classes with positives."""
+    npos = np.asarray(gt).astype(bool).sum(axis=0)
+    has = npos > 0
+    wap = float(np.sum(ap[has] * npos[has]) / npos[has].sum()) if has.any() else float("nan")
+    return float(np.mean(ap)), wap
+
+
+def mean_ap_with_positives(ap: np.ndarray) -> float:
+    """Mean AP over the classes that have positives (the NaN-free classes)."""
+    ap = np.asarray(ap)
+    return float(np.mean(ap[~np.isnan(ap)])) if (~np.isnan(ap)).any() else float("nan")
+
+
+# ------------------------------------------------------------------------------------ ground truth
+
+def classify_gt(videos: list[Video], nclass: int = 157) -> np.ndarray:
+    """(V, C) bool: video i is positive for every class among its actions."""
+    gt = np.zeros((len(videos), nclass), dtype=bool)
+    for i, v in enumerate(videos):
+        gt[i, [c for c, _, _ in v.actions]] = True
+    return gt
+
+
+def localize_gt(videos: list[Video], nclass: int = 157, nframes: int = NFRAMES) -> np.ndarray:
+    """(V*nframes, C) bool: row i*nframes + (j-1) is time ``(j-1)/nframes*length`` of video i,
+    positive for every action with ``start <= t <= end``."""
+    vid = np.array([i for i, v in enumerate(videos) for _ in v.actions], dtype=np.int64)
+    act = np.array([a for v in videos for a in v.actions], dtype=np.float64).reshape(-1, 3)
+    length = np.array([v.length for v in videos], dtype=np.float64)
+    # Same operation order as MATLAB's (j-1)/frames_per_video*time, so boundary cases round identically.
+    times = (np.arange(nframes) / nframes)[None, :] * length[:, None]           # (V, nframes)
+    t = times[vid]                                                                # (A, nframes)
+    hit = (act[:, 1:2] <= t) & (t <= act[:, 2:3])
+    a, j = np.nonzero(hit)
+    gt = np.zeros((len(videos) * nframes, nclass), dtype=bool)
+    gt[vid[a] * nframes + j, act[a, 0].astype(np.int64)] = True
+    return gt
+
+
+def _prediction_matrix(sub: Submission, videos: list[Video], nframes: int) -> np.ndarray:
+    """(V*nframes, C) scores aligned with the ground-truth rows; -inf where there is no prediction
+    (missing video or frame, or a video without actions).  nframes=1 for classification."""
+    code: dict[str, int] = {}
+    sub_code = np.fromiter((code.setdefault(i, len(code)) for i in sub.ids), np.int64, len(sub.ids))
+    if sub.frames is None:
+        frame = np.zeros(len(sub.ids), dtype=np.int64)
+    else:
+        frames, shifted = one_based_frames(sub.frames)
+        if shifted:
+            warnings.warn(f"{sub.path}: frames should be 1-indexed; adding 1 to all frame numbers", stacklevel=3)
+        frame = frames - 1
+    ok = (frame >= 0) & (frame < nframes)            # frames outside 1..25 match no ground-truth row
+    table = np.full((len(code) + 1, nframes), -1, dtype=np.int64)   # last row: videos not submitted
+    table[sub_code[ok], frame[ok]] = np.flatnonzero(ok)
+    gt_code = np.array([code.get(v.id, len(code)) if v.actions else len(code) for v in videos], dtype=np.int64)
+    rows = table[gt_code].ravel()
+    pred = sub.scores[np.maximum(rows, 0)]
+    pred[rows < 0] = -np.inf
+    return pred
+
+
+def _check_kind(sub: Submission, kind: str) -> None:
+    if sub.kind != kind:
+        other = "localize" if sub.kind == LOCALIZE else "classify"
+        raise SubmissionError(f"{sub.path}: this is a {sub.kind} file (by its column count); "
+                              f"evaluate it with '{other}'")
+
+
+def classify(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple[np.ndarray, float, float]:
+    """Charades_v1_classify.m: ``(ap, mAP, wAP)`` of a classification submission against a CSV."""
+    videos = read_annotations(gt_csv_path, nclass)
+    sub = read_submission(submission_path, nclass)
+    _check_kind(sub, CLASSIFY)
+    gt = classify_gt(videos, nclass)
+    ap = average_precision(_prediction_matrix(sub, videos, 1), gt)
+    return (ap, *mean_ap(ap, gt))
+
+
+def localize(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple[np.ndarray, float, float]:
+    """Charades_v1_localize.m: per-frame ``(ap, mAP, wAP)`` of a localisation submission (25 frames/video)."""
+    videos = read_annotations(gt_csv_path, nclass)
+    sub = read_submission(submission_path, nclass)
+    _check_kind(sub, LOCALIZE)
+    gt = localize_gt(videos, nclass)
+    ap = average_precision(_prediction_matrix(sub, videos, NFRAMES), gt)
+    return (ap, *mean_ap(ap, gt))
+
+
+# ------------------------------------------------------------------------------------ command line
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.charades_eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=["classify", "localize"])
+    parser.add_argument("submission", help="submission file (classification: ID + C scores; localisation: ID FRAME + C scores)")
+    parser.add_argument("gt_csv", help="Charades annotation CSV (e.g. Charades_v1_test.csv)")
+    parser.add_argument("--per-class", action="store_true", help="also print each class's AP with its name")
+    parser.add_argument("--classes", default=os.path.join(os.path.dirname(__file__), "..", "data", "Charades_v1_classes.txt"),
+                        help="class names file, for --per-class (default: data/Charades_v1_classes.txt)")
+    parser.add_argument("--nclass", type=int, default=157)
+    args = parser.parse_args(argv)
+    prefix = "Per-Frame " if args.task == "localize" else ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = lambda msg, *a, **k: print(f"Warning: {msg}", file=sys.stderr)
+            ap, m, w = (localize if args.task == "localize" else classify)(args.submission, args.gt_csv, args.nclass)
+        names = read_classes(args.classes) if args.per_class else []
+    except (OSError, SubmissionError, AnnotationError) as e:
+        print(f"charades_eval: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{prefix}MAP: {m:f}")
+    print(f"{prefix}WAP: {w:f}")
+    with_pos = ~np.isnan(ap)
+    if not with_pos.all():
+        print(f"{prefix}MAP over {int(with_pos.sum())} classes with positives: {mean_ap_with_positives(ap):f}")
+    if args.per_class:
+        for c, a in enumerate(ap):
+            name = names[c] if c < len(names) else ""
+            print(f"c{c:03d} {a:f} {name}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
