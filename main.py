@@ -14,6 +14,7 @@ import torch
 
 import checkpoints
 import opts as options
+from checkpoints.run_state import load_run_state, remove_stale_states, save_run_state
 import train
 from datasets import get_dataset
 from models import create_model
@@ -39,13 +40,21 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True
 
     model, criterion, optimizer = create_model(opts)
-    best_mAP = 0.0
+    train_loader, val_loader, video_loader = get_dataset(opts)
+    shuffle = train_loader.generator  # the train and val loaders' shuffling stream (and worker seeds)
+    best_mAP, best_state = 0.0, None
     if opts.resume:
         state = checkpoints.resume(opts.resume, model, optimizer)
         best_mAP = state["best_mAP"]
         if state["start_epoch"] is not None:
             opts.start_epoch = state["start_epoch"]
-    train_loader, val_loader, video_loader = get_dataset(opts)
+        ckpt = state["checkpoint"] if isinstance(state["checkpoint"], dict) else {}
+        if ckpt.get("run_state"):
+            load_run_state(ckpt["run_state"], os.path.dirname(os.path.abspath(opts.resume)), criterion, shuffle,
+                           opts.ignore_bad_state)
+            best_state = ckpt.get("best_run_state")
+        elif state["checkpoint"] is not None:
+            log.info("=> %s has no criterion state: the message buffer starts empty", opts.resume)
 
     if opts.evaluate:
         val = train.validate(val_loader, model, criterion, opts.start_epoch - 1, opts)
@@ -64,9 +73,12 @@ def main(argv: list[str] | None = None) -> dict:
                    "videoprec5": video["prec5"], "loss": tr["loss"]}
         is_best = video["mAP"] > best_mAP
         best_mAP = max(video["mAP"], best_mAP)
+        run_state = save_run_state(opts.cache, epoch + 1, criterion, shuffle)  # first: see run_state.py
+        best_state = run_state if is_best else best_state
         state = {"epoch": epoch + 1, "arch": opts.arch, "state_dict": model.state_dict(), "mAP": best_mAP,
-                 "optimizer": optimizer.state_dict()}
+                 "optimizer": optimizer.state_dict(), "run_state": run_state, "best_run_state": best_state}
         checkpoints.save_checkpoint(state, is_best, metrics, opts.cache)
+        remove_stale_states(opts.cache, {run_state["file"], (best_state or run_state)["file"]})
         log.info("epoch %d done: train prec@1 %.2f, val prec@1 %.2f, video mAP %.4f (best %.4f)", epoch + 1,
                  tr["top1"], val["top1"], video["mAP"], best_mAP)
     return metrics

@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="test")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--localize", **switch, help="also write localize_NNN.txt submissions")
+    p.add_argument("--plot", **switch, help="refresh <cache>/curves.png after every epoch (needs matplotlib)")
+    p.add_argument("--ignore-bad-state", **switch,
+                   help="a corrupt criterion-state file only warns and the buffer starts empty")
+    # speed (all off by default: the plain path is the reference)
+    p.add_argument("--amp", **switch, help="bf16 autocast (fp16 + grad scaler where bf16 is unavailable)")
+    p.add_argument("--channels-last", **switch, help="channels_last memory format for the model and inputs")
+    p.add_argument("--compile", **switch, help="torch.compile the model (not the criterion)")
+    p.add_argument("--fast-loader", **switch,
+                   help="reduced-size JPEG decoding, uint8 samples, colour jitter and normalisation per batch")
     # distributed (torchrun sets RANK/WORLD_SIZE/MASTER_ADDR; these are the original's flags)
     p.add_argument("--world-size", default=1, type=int)
     p.add_argument("--dist-url", default="env://")

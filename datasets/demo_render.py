@@ -13,7 +13,8 @@ carries the actions active at each moment:
 
 **The class signal.**  A class ``c`` is active at ``t`` when ``start < t < end`` (strict, SPEC section 2).
 Every class has a fixed code (independent of the seed): in RGB, a texture spread over the whole frame (an
-oriented sinusoidal grating, or a "checker" = product of two perpendicular gratings) with a class-specific
+oriented sinusoidal grating, or a "checker" = that grating times a perpendicular one of half its
+frequency) with a class-specific
 orientation (0..90 degrees, so a horizontal flip does not map one class onto another), spatial frequency
 and colour (hue; ColorJitter(0.4, 0.4, 0.4) changes brightness/contrast/saturation but not hue), drifting
 at a class-specific speed; every active class adds its texture (several actions mix additively).  Because
@@ -166,7 +167,9 @@ def _texture_basis(h: int, w: int, orient: float, kind: int, cycles: float, phas
     a = k * (u * np.cos(orient) + v * np.sin(orient)) + phase
     if kind == 0:
         return np.cos(a), np.sin(a)
-    b = np.cos(k * (-u * np.sin(orient) + v * np.cos(orient)) + phase2)
+    # "checker": modulated by a perpendicular grating of half the frequency (not symmetric under a 90
+    # degree rotation, so orientations 0 and 90 differ and a flip maps no code onto another)
+    b = np.cos(0.5 * k * (-u * np.sin(orient) + v * np.cos(orient)) + phase2)
     return np.cos(a) * b, np.sin(a) * b
 
 
@@ -255,15 +258,23 @@ class _Scene:
         return x * np.array([self.w, self.h])
 
     def _blob_alpha(self, centres: np.ndarray) -> np.ndarray:
-        """(T, B, H, W) opacity of each blob."""
+        """(T, B, H, W) opacity of each blob (a soft-edged ellipse)."""
         xs = np.arange(self.w, dtype=np.float32) + 0.5
         ys = np.arange(self.h, dtype=np.float32) + 0.5
-        dx = (xs[None, None, None, :] - centres[:, :, 0, None, None]) / self.blob_aspect[None, :, None, None]
-        dy = (ys[None, None, :, None] - centres[:, :, 1, None, None]) * self.blob_aspect[None, :, None, None]
-        d = np.sqrt(dx * dx + dy * dy)
+        c = centres.astype(np.float32)
+        asp = self.blob_aspect.astype(np.float32)[None, :, None]
+        dx2 = np.square((xs[None, None, :] - c[:, :, 0, None]) / asp)                # (T, B, W)
+        dy2 = np.square((ys[None, None, :] - c[:, :, 1, None]) * asp)                # (T, B, H)
+        r = self.blob_rad.astype(np.float32)
         edge = max(1.0, 0.03 * min(self.h, self.w))
-        a = np.clip((self.blob_rad[None, :, None, None] - d) / edge + 0.5, 0.0, 1.0)
-        return (a * self.blob_alpha[None, :, None, None]).astype(np.float32)
+        # (r^2 - d^2) / (2 r edge) ~ (r - d) / edge near the rim: a linear ramp `edge` pixels wide
+        scale = (1.0 / (2.0 * r * edge)).astype(np.float32)[None, :, None, None]
+        a = (r * r)[None, :, None, None] - dy2[:, :, :, None] - dx2[:, :, None, :]
+        a *= scale
+        a += 0.5
+        np.clip(a, 0.0, 1.0, out=a)
+        a *= self.blob_alpha[None, :, None, None]
+        return a
 
     def _texture(self, basis, speeds, coef: np.ndarray, t: np.ndarray) -> np.ndarray:
         """sum_k coef[t, k, :] * (P_k cos(speed_k t) - Q_k sin(speed_k t)): (T, H, W, ch)."""
@@ -291,7 +302,7 @@ class _Scene:
         alpha = self._blob_alpha(self._blob_centres(t))                              # (T, B, H, W)
         for b in range(alpha.shape[1]):
             a = alpha[:, b, :, :, None]
-            img = img * (1.0 - a) + self.blob_col[b] * a
+            img += a * (self.blob_col[b] - img)
         for i, f in enumerate(frames):
             img[i] += _rng(self.seed, self.video.id, 1, int(f)).normal(0, RGB_NOISE, (self.h, self.w, 3)).astype(np.float32)
         return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -311,9 +322,10 @@ class _Scene:
         c0, c1 = self._blob_centres(t), self._blob_centres(t + 1.0 / FPS)
         vel = (c1 - c0) / min(self.h, self.w) * FLOW_SCALE                          # (T, B, 2) grey levels
         alpha = self._blob_alpha(c0)
+        vel = vel.astype(np.float32)
         for b in range(alpha.shape[1]):
             a = alpha[:, b, :, :, None]
-            fl = fl * (1.0 - a) + vel[:, b, None, None, :].astype(np.float32) * a
+            fl += a * (vel[:, b, None, None, :] - fl)
         for i, f in enumerate(frames):
             fl[i] += _rng(self.seed, self.video.id, 2, int(f)).normal(0, FLOW_NOISE, (self.h, self.w, 2)).astype(np.float32)
         return np.clip(np.rint(fl + 128.0), 0, 255).astype(np.uint8)

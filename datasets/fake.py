@@ -27,6 +27,8 @@ class FakeFrames(Dataset):
         v, t = divmod(i, self.nframes)
         g = torch.Generator().manual_seed(int(self.seeds[i]))
         image = torch.randn(3, self.size, self.size, generator=g)
+        if not self.video_level and self.split == "train" and torch.rand(()) < 0.5:
+            image = image.flip(-1)  # an augmentation drawn from the (worker's) global stream, like real ones
         target = self.labels[v] if self.video_level else self.labels[v] * (torch.rand(1, generator=g) < 0.7)
         return image, target.clone(), {"id": self.video_ids[i], "time": t * 4 + 1}
 

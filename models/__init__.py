@@ -11,6 +11,8 @@ import torchvision
 
 from checkpoints import load_weights_file
 from models.asynctf import AsyncTFBase, AsyncTFCriterion
+from models.flow_input import widen_first_conv
+from models.vgg16flow import vgg16flow
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,8 @@ def _linear(opts: argparse.Namespace) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(opts.inputsize, opts.nclass))
 
 
-EXTRA_ARCHS: dict = {"linear": _linear}  # name -> constructor(opts) for archs outside torchvision
+# name -> constructor(opts) for archs outside torchvision
+EXTRA_ARCHS: dict = {"linear": _linear, "vgg16flow": vgg16flow}
 
 
 def arch_choices() -> list[str]:
@@ -76,6 +79,8 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
         raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
     if opts.pretrained_weights:
         load_pretrained_weights(model, opts.pretrained_weights)
+    if opts.dataset == "charadesflow" and opts.arch not in EXTRA_ARCHS:  # after loading: average RGB weights
+        widen_first_conv(model)
     name = _last_linear(model)
     dim = model.get_submodule(name).in_features
     _set_module(model, name, AsyncTFBase(dim, opts.nclass, opts.nhidden))

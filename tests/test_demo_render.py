@@ -211,35 +211,36 @@ def _principal_direction(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("c", [0, 37, 101, 156])
 def test_class_signal(c):
     """Switching class c on adds its texture (spatial pattern) along its colour (RGB) / direction (flow)."""
+    S = 128  # frame size: enough spectral resolution to tell orientations 15 degrees apart
     v = Video("SIG%03d" % c, ((c, 1.0, 3.0),), 4.0)
     code = dr.CLASS_CODES[c]
     # spatial texture of each class k (its pattern seen along its own colour); classes sharing c's
     # orientation and kind (they differ only by colour and frequency) are excluded from the comparison
     others = [k for k in range(157) if (dr.CLASS_CODES[k].orient, dr.CLASS_CODES[k].kind) != (code.orient, code.kind)]
 
-    off, on = dr.render_frames(v, [24, 26], seed=5, size=64)      # t = 0.958 (inactive), 1.042 (active)
+    off, on = dr.render_frames(v, [24, 26], seed=5, size=S)      # t = 0.958 (inactive), 1.042 (active)
     diff = on.astype(np.float32) - off.astype(np.float32)
     assert abs(_principal_direction(diff) @ dr.class_colour(c)) > 0.9
     proj = diff @ dr.class_colour(c)
-    tex = lambda k: dr.class_pattern(k, 64, 1.0) @ dr.class_colour(k)  # noqa: E731
+    tex = lambda k: dr.class_pattern(k, S, 1.0) @ dr.class_colour(k)  # noqa: E731
     sim = _spectrum_similarity(proj, tex(c))
-    assert sim > 0.6 and sim > max(_spectrum_similarity(proj, tex(k)) for k in others) + 0.2
+    assert sim > 0.6 and sim > max(_spectrum_similarity(proj, tex(k)) for k in others) + 0.1
     # an inactive -> inactive change carries no such texture
-    off2 = dr.render_frames(v, [22], seed=5, size=64)[0].astype(np.float32)
+    off2 = dr.render_frames(v, [22], seed=5, size=S)[0].astype(np.float32)
     assert _spectrum_similarity((off - off2) @ dr.class_colour(c), tex(c)) < sim - 0.3
     assert proj.std() > 0.5 * dr.RGB_AMPLITUDE * 0.7 * 255 / np.sqrt(2)
 
-    (fx0, fy0), (fx1, fy1) = dr.render_flow(v, [24, 26], seed=5, size=64)
+    (fx0, fy0), (fx1, fy1) = dr.render_flow(v, [24, 26], seed=5, size=S)
     d = np.stack([fx1, fy1], -1).astype(np.float32) - np.stack([fx0, fy0], -1).astype(np.float32)
     direction = np.array([np.cos(code.flow_dir), np.sin(code.flow_dir)], np.float32)
     assert abs(_principal_direction(d) @ direction) > 0.9
     along = d @ direction
-    ftex = lambda k: dr.flow_pattern(k, 64, 1.0) @ np.array(  # noqa: E731
+    ftex = lambda k: dr.flow_pattern(k, S, 1.0) @ np.array(  # noqa: E731
         [np.cos(dr.CLASS_CODES[k].flow_dir), np.sin(dr.CLASS_CODES[k].flow_dir)], np.float32)
     fothers = [k for k in range(157)
                if (dr.CLASS_CODES[k].flow_orient, dr.CLASS_CODES[k].flow_kind) != (code.flow_orient, code.flow_kind)]
     fsim = _spectrum_similarity(along, ftex(c))
-    assert fsim > 0.6 and fsim > max(_spectrum_similarity(along, ftex(k)) for k in fothers) + 0.2
+    assert fsim > 0.6 and fsim > max(_spectrum_similarity(along, ftex(k)) for k in fothers) + 0.1
     assert along.std() > 0.5 * dr.FLOW_AMPLITUDE * 0.7 / np.sqrt(2)
 
 
@@ -266,15 +267,18 @@ def _augment(img: np.ndarray, rng: np.random.Generator, out: int = 32) -> np.nda
 
 
 def _features(a: np.ndarray) -> np.ndarray:
-    """Power and cross spectra of the colour channels pooled into 4 radial x 8 orientation bins."""
+    """Power and cross spectra of the colour channels pooled into 4 radial x 12 orientation bins."""
     n = a.shape[0]
     f = np.fft.fft2(a - a.mean((0, 1)), axes=(0, 1))
     fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
     rb = np.digitize(np.hypot(fx, fy), [0.05, 0.12, 0.2, 0.3, 0.5])
-    ob = (np.mod(np.arctan2(fy, fx), np.pi) / np.pi * 8).astype(int) % 8
+    ob = (np.mod(np.arctan2(fy, fx), np.pi) / np.pi * 12).astype(int) % 12
+    keep = ((rb >= 1) & (rb <= 4)).ravel()
+    label = ((rb - 1) * 12 + ob).ravel()[keep]
+    count = np.maximum(np.bincount(label, minlength=48), 1)
     spectra = [np.abs(f[..., i]) ** 2 for i in range(3)]
     spectra += [np.real(f[..., i] * np.conj(f[..., j])) for i, j in ((0, 1), (0, 2), (1, 2))]
-    feats = np.array([s[(rb == r) & (ob == o)].mean() for s in spectra for r in range(1, 5) for o in range(8)])
+    feats = np.concatenate([np.bincount(label, s.ravel()[keep], minlength=48) / count for s in spectra])
     return np.sign(feats) * np.log1p(np.abs(feats) * 100)
 
 
@@ -313,7 +317,7 @@ def test_learnable_from_augmented_crops():
     acc = ((xte @ w > 0) == (yte > 0.5)).mean(0)
     chance = np.maximum(yte.mean(0), 1 - yte.mean(0))
     assert acc.mean() > 0.8, (acc, chance)
-    assert (acc > chance + 0.08).all(), (acc, chance)
+    assert (acc > chance + 0.1).all(), (acc, chance)
 
 
 def test_shipped_demo_subset():

@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def _hash(key: np.ndarray) -> np.ndarray:
 def _ties_before(key: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """For each index p in ``idx``: how many i < p have ``key[i] == key[p]`` (NaN equal to NaN).
 
-    ``key`` must hold no -0.0 (it would tie with 0.0 but hash differently).  Only the elements that
+    ``key`` must hold no -0.0 (it would equal 0.0 but hash differently).  Only the elements that
     share a value with some ``key[idx]`` are sorted (stably).  They are found with a hash table
     (``np.isin`` sorts the whole column: ~10x slower) and then checked exactly.
     """
@@ -64,7 +65,7 @@ def _ties_before(key: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return before[np.searchsorted(member, idx)]
 
 
-def average_precision(scores: np.ndarray, gt: np.ndarray) -> np.ndarray:
+def average_precision(scores: np.ndarray, gt: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Per-class AP of an (N, C) score matrix against an (N, C) binary ground truth (nonzero = positive).
 
     Equal to MATLAB's ``[~, i] = sort(-conf)`` (stable) followed by precision at each positive rank,
@@ -72,29 +73,61 @@ def average_precision(scores: np.ndarray, gt: np.ndarray) -> np.ndarray:
     ``#{i: -s_i < -s_p} + #{i < p: s_i == s_p} + 1``; the first term comes from a plain value sort and
     a binary search (NaN sorts last, as in MATLAB), the second is only computed where values tie.  With
     the positives' ranks r_1 < r_2 < ... < r_n, AP = mean_k k / r_k.  Returns C APs (NaN: no positives).
+
+    ``rows`` (optional, (N,) ints) saves building an aligned score matrix: ground-truth row i is scored
+    by ``scores[rows[i]]``, or -inf where ``rows[i] < 0``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     gt = np.asarray(gt)
-    if scores.ndim != 2 or scores.shape != gt.shape:
-        raise ValueError(f"scores {scores.shape} and gt {gt.shape} must be the same (N, C) shape")
+    n = gt.shape[0] if rows is None else len(rows)
+    if scores.ndim != 2 or gt.shape != (n, scores.shape[1]) or (rows is None and scores.shape[0] != n):
+        raise ValueError(f"scores {scores.shape} and gt {gt.shape} do not match (rows: {None if rows is None else len(rows)})")
+    missing = None
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.intp)
+        missing = np.flatnonzero(rows < 0)
+        rows = np.maximum(rows, 0)
     ncls = scores.shape[1]
-    cls, rows = np.nonzero(gt.T)                     # positives, grouped by class, rows ascending
-    bounds = np.searchsorted(cls, np.arange(ncls + 1))
+    # Positives grouped by class (rows ascending within a class): nonzero on the C-order matrix, then a
+    # stable sort of the class ids, which numpy does by radix sort for int16.
+    pos_rows, cls = np.nonzero(gt)
+    by_class = np.argsort(cls.astype(np.int16 if ncls < 2**15 else np.int64), kind="stable")
+    pos_rows = pos_rows[by_class]
+    bounds = np.searchsorted(cls[by_class], np.arange(ncls + 1))
     ap = np.full(ncls, np.nan)
-    for c in range(ncls):
-        pos = rows[bounds[c]:bounds[c + 1]]
+
+    def one_class(c: int) -> None:
+        pos = pos_rows[bounds[c]:bounds[c + 1]]
         if len(pos) == 0:
-            continue
-        key = -scores[:, c] + 0.0                    # ascending key = descending score; + 0.0 turns -0.0 into 0.0
-        ordered = np.sort(key)
+            return
+        if rows is None:
+            x = scores[:, c]
+        elif scores.shape[0] == 0:
+            x = np.full(n, -np.inf)
+        else:
+            x = scores[:, c].take(rows)
+            x[missing] = -np.inf                     # no prediction
+        key = np.subtract(0.0, x)                    # ascending key = descending score; never -0.0
+        ordered = np.sort(key)                       # NaN last, as in MATLAB
+        pos = pos[np.argsort(key[pos], kind="stable")]   # positives in rank order: sorted queries search faster
         kp = key[pos]
         lo = np.searchsorted(ordered, kp, "left")
         rank = lo + 1
-        tied = np.searchsorted(ordered, kp, "right") - lo > 1
+        after = np.minimum(lo + 1, n - 1)            # kp ties with another value iff the next one equals it
+        tied = (lo + 1 < n) & ((ordered[after] == kp) | np.isnan(kp))
         if tied.any():
             rank[tied] += _ties_before(key, pos[tied])
         rank.sort()
         ap[c] = np.mean(np.arange(1, len(rank) + 1) / rank)
+
+    # numpy releases the GIL in sort/searchsorted/indexing, so threads use the cores; small inputs
+    # are not worth the pool.
+    if n * ncls < 1_000_000:
+        for c in range(ncls):
+            one_class(c)
+    else:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(one_class, range(ncls)))
     return ap
 
 
@@ -139,9 +172,9 @@ def localize_gt(videos: list[Video], nclass: int = 157, nframes: int = NFRAMES) 
     return gt
 
 
-def _prediction_matrix(sub: Submission, videos: list[Video], nframes: int) -> np.ndarray:
-    """(V*nframes, C) scores aligned with the ground-truth rows; -inf where there is no prediction
-    (missing video or frame, or a video without actions).  nframes=1 for classification."""
+def prediction_rows(sub: Submission, videos: list[Video], nframes: int) -> np.ndarray:
+    """For each ground-truth row (V*nframes; nframes=1 for classification) the submission row that
+    scores it, or -1 (score -inf): a missing video or frame, or a video without actions."""
     code: dict[str, int] = {}
     sub_code = np.fromiter((code.setdefault(i, len(code)) for i in sub.ids), np.int64, len(sub.ids))
     if sub.frames is None:
@@ -152,13 +185,10 @@ def _prediction_matrix(sub: Submission, videos: list[Video], nframes: int) -> np
             warnings.warn(f"{sub.path}: frames should be 1-indexed; adding 1 to all frame numbers", stacklevel=3)
         frame = frames - 1
     ok = (frame >= 0) & (frame < nframes)            # frames outside 1..25 match no ground-truth row
-    table = np.full((len(code) + 1, nframes), -1, dtype=np.int64)   # last row: videos not submitted
+    table = np.full((len(code) + 1, nframes), -1, dtype=np.int64)   # last row: videos not scored
     table[sub_code[ok], frame[ok]] = np.flatnonzero(ok)
     gt_code = np.array([code.get(v.id, len(code)) if v.actions else len(code) for v in videos], dtype=np.int64)
-    rows = table[gt_code].ravel()
-    pred = sub.scores[np.maximum(rows, 0)]
-    pred[rows < 0] = -np.inf
-    return pred
+    return table[gt_code].ravel()
 
 
 def _check_kind(sub: Submission, kind: str) -> None:
@@ -174,7 +204,7 @@ def classify(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple
     sub = read_submission(submission_path, nclass)
     _check_kind(sub, CLASSIFY)
     gt = classify_gt(videos, nclass)
-    ap = average_precision(_prediction_matrix(sub, videos, 1), gt)
+    ap = average_precision(sub.scores, gt, rows=prediction_rows(sub, videos, 1))
     return (ap, *mean_ap(ap, gt))
 
 
@@ -184,7 +214,7 @@ def localize(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple
     sub = read_submission(submission_path, nclass)
     _check_kind(sub, LOCALIZE)
     gt = localize_gt(videos, nclass)
-    ap = average_precision(_prediction_matrix(sub, videos, NFRAMES), gt)
+    ap = average_precision(sub.scores, gt, rows=prediction_rows(sub, videos, NFRAMES))
     return (ap, *mean_ap(ap, gt))
 
 

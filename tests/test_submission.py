@@ -1,0 +1,159 @@
+"""Submission files: atomic writing, both kinds' round trips, malformed lines, the localisation grid."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from utils import submission
+from utils.submission import (CLASSIFY, LOCALIZE, SubmissionError, atomic_write_text, localization_rows,
+                              one_based_frames, read_submission, write_classification, write_localization)
+
+C = 3  # classes in the small files below
+
+
+def write(tmp_path, lines: list[str], name: str = "sub.txt") -> str:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+# --------------------------------------------------------------------------------- writing
+
+def test_atomic_write_text_replaces_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    atomic_write_text(str(path), "new\ntext\n")
+    assert path.read_text() == "new\ntext\n"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    assert os.stat(path).st_mode & 0o777 != 0o600        # not mkstemp's private mode
+
+
+def test_atomic_write_text_failure_keeps_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+    monkeypatch.setattr(submission.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(str(path), "new")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_classification_round_trip_and_format(tmp_path):
+    ids = ["vidA", "vidB"]
+    scores = np.array([[0.5, 1e-05, 123456789.0], [-2.25, 0.0, 1 / 3]])
+    path = str(tmp_path / "cls.txt")
+    write_classification(path, ids, scores)
+    assert open(path).read().splitlines() == ["vidA 0.5 1e-05 1.23457e+08", "vidB -2.25 0 0.333333"]
+    sub = read_submission(path, nclass=C)
+    assert sub.kind == CLASSIFY and sub.ids == ids and sub.frames is None
+    np.testing.assert_allclose(sub.scores, scores, rtol=1e-5)      # %g keeps 6 significant digits
+
+
+def test_localization_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = ["v1", "v2", "v3"]
+    scores = rng.random((3, 25, C)).astype(np.float32)
+    path = str(tmp_path / "loc.txt")
+    write_localization(path, ids, scores)
+    lines = open(path).read().splitlines()
+    assert len(lines) == 75 and lines[0].startswith("v1 1 ") and lines[24].startswith("v1 25 ")
+    assert lines[25].startswith("v2 1 ")
+    sub = read_submission(path, nclass=C)
+    assert sub.kind == LOCALIZE and sub.ids == [i for i in ids for _ in range(25)]
+    assert sub.frames.tolist() == list(range(1, 26)) * 3
+    np.testing.assert_allclose(sub.scores.reshape(3, 25, C), scores, rtol=1e-5)
+    assert sub.keys()[26] == ("v2", 2)
+
+
+def test_writers_reject_what_the_reader_would(tmp_path):
+    path = str(tmp_path / "x.txt")
+    with pytest.raises(ValueError, match="NaN"):
+        write_classification(path, ["a"], np.array([[0.1, np.nan, 0.2]]))
+    with pytest.raises(ValueError, match="whitespace"):
+        write_classification(path, ["a b"], np.zeros((1, C)))
+    with pytest.raises(ValueError, match="duplicate"):
+        write_classification(path, ["a", "a"], np.zeros((2, C)))
+    with pytest.raises(ValueError, match="25"):
+        write_localization(path, ["a"], np.zeros((1, 24, C)))
+    assert not os.path.exists(path)
+
+
+# --------------------------------------------------------------------------------- reading
+
+def test_reader_accepts_tabs_blank_lines_and_long_ids(tmp_path):
+    long_id = "x" * 100                                   # longer than the fast path's id field
+    path = write(tmp_path, ["a\t0.1  0.2 0.3", "", f"{long_id} 1 2 inf", "   "])
+    sub = read_submission(path, nclass=C)
+    assert sub.ids == ["a", long_id]
+    np.testing.assert_array_equal(sub.scores, [[0.1, 0.2, 0.3], [1, 2, np.inf]])
+
+
+def test_fast_and_line_by_line_readers_agree(tmp_path):
+    rng = np.random.default_rng(3)
+    path = str(tmp_path / "loc.txt")
+    write_localization(path, ["a", "b"], rng.random((2, 25, C)))
+    fast, slow = read_submission(path, nclass=C), submission._parse_slow(path, C)
+    assert fast.ids == slow.ids and fast.frames.tolist() == slow.frames.tolist()
+    np.testing.assert_array_equal(fast.scores, slow.scores)
+
+
+@pytest.mark.parametrize("lines,where,what", [
+    (["a 0.1 0.2 0.3", "", "b 0.1 0.2"], "line 3", "3 columns"),           # blank lines still count
+    (["a 0.1 0.2"], "line 1", "expected 4"),                               # neither kind
+    (["a 0.1 0.2 0.3", "b 0.1 abc 0.3"], "line 2, column 3", "'abc' is not a number"),
+    (["a 0.1 0.2 0.3", "b 0.1 0.2 0.3", "a 1 1 1"], "line 3", "duplicate id 'a' (first on line 1)"),
+    (["a 0.1 0.2 0.3", "b 1 0.1 0.2 0.3"], "line 2", "but line 1 has 4"),   # mixed kinds
+    (["a 1 0.1 0.2 0.3", "a 2 0.1 0.2 0.3", "a 1 0 0 0"], "line 3", "duplicate (id, frame) ('a', 1)"),
+    (["a 1 0.1 0.2 0.3", "a 1.5 0.1 0.2 0.3"], "line 2, column 2", "not an integer"),
+    (["a 0.1 nan 0.3"], "line 1, column 3", "NaN"),
+])
+def test_malformed_lines_named(tmp_path, lines, where, what):
+    path = write(tmp_path, lines)
+    with pytest.raises(SubmissionError) as e:
+        read_submission(path, nclass=C)
+    msg = str(e.value)
+    assert path in msg and f"{where}:" in msg and what in msg, msg
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(SubmissionError, match="empty"):
+        read_submission(write(tmp_path, [""]), nclass=C)
+    with pytest.raises(FileNotFoundError):
+        read_submission(str(tmp_path / "missing.txt"), nclass=C)
+    assert issubclass(SubmissionError, ValueError)
+
+
+def test_one_based_frames():
+    frames, shifted = one_based_frames(np.array([0, 1, 24]))
+    assert shifted and frames.tolist() == [1, 2, 25]
+    frames, shifted = one_based_frames(np.array([1, 25]))
+    assert not shifted and frames.tolist() == [1, 25]
+
+
+# --------------------------------------------------------------------------------- localisation grid
+
+def nearest_brute(test_frames: int, nframes: int, length: Fraction) -> list[int]:
+    """argmin_k |k*length/T - (j-1)/nframes*length| in exact arithmetic, first k on ties."""
+    times = [k * length / test_frames for k in range(test_frames)]
+    out = []
+    for j in range(nframes):
+        target = Fraction(j, nframes) * length
+        out.append(min(range(test_frames), key=lambda k: (abs(times[k] - target), k)))
+    return out
+
+
+def test_localization_rows_values():
+    assert localization_rows(50).tolist() == list(range(0, 50, 2))
+    assert localization_rows(25).tolist() == list(range(25))
+    assert localization_rows(1).tolist() == [0] * 25
+    # T = 3, 4 points: exact positions 0, 0.75, 1.5 (tie 1|2 -> the earlier, 1), 2.25
+    assert localization_rows(3, nframes=4).tolist() == [0, 1, 1, 2]
+    for t in (2, 7, 10, 13, 24, 26, 49, 64, 100):
+        assert localization_rows(t).tolist() == nearest_brute(t, 25, Fraction(377, 10)), t
+    with pytest.raises(ValueError):
+        localization_rows(0)
