@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import sys
+import time
 
 import numpy as np
 import torch
@@ -18,7 +19,9 @@ from checkpoints.run_state import load_run_state, remove_stale_states, save_run_
 import train
 from datasets import get_dataset
 from models import create_model
+from utils import charades_eval
 from utils.logger import setup_logging
+from utils.metrics_log import append_metrics
 
 log = logging.getLogger("main")
 
@@ -28,6 +31,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def localization_map(opts, epoch: int) -> float | None:
+    """Localisation mAP (classes with positives) of the epoch's ``localize_NNN.txt`` on Charades."""
+    if not (opts.localize and opts.dataset.startswith("charades")):
+        return None  # the synthetic datasets have no annotation CSV
+    path = os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1))
+    ap, _, _ = charades_eval.localize(path, opts.val_file, opts.nclass)
+    return float(np.nanmean(ap))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -61,8 +73,13 @@ def main(argv: list[str] | None = None) -> dict:
         video = train.validate_video(video_loader, model, criterion, opts.start_epoch - 1, opts)
         return {"top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"]}
 
+    if opts.plot:
+        import plot_results  # numpy only at import; matplotlib loads at the first figure
+        plot_results.require_matplotlib()  # fail now, not after the first epoch
+
     metrics: dict = {}
     for epoch in range(opts.start_epoch, opts.epochs):
+        start = time.time()
         lr = train.adjust_learning_rate(opts, optimizer, epoch)
         log.info("epoch %d/%d, lr %g", epoch + 1, opts.epochs, lr)
         tr = train.train(train_loader, model, criterion, optimizer, epoch, opts)
@@ -79,6 +96,16 @@ def main(argv: list[str] | None = None) -> dict:
                  "optimizer": optimizer.state_dict(), "run_state": run_state, "best_run_state": best_state}
         checkpoints.save_checkpoint(state, is_best, metrics, opts.cache)
         remove_stale_states(opts.cache, {run_state["file"], (best_state or run_state)["file"]})
+        append_metrics(opts.cache, {
+            "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "top1train": tr["top1"],
+            "top5train": tr["top5"], "top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"],
+            "loc_mAP": localization_map(opts, epoch), "epoch_time_s": time.time() - start,
+            "samples_per_s": tr["samples"] / max(tr["seconds"], 1e-9)})
+        if opts.plot:
+            try:
+                plot_results.plot_curves(opts.cache, os.path.join(opts.cache, "curves.png"))
+            except Exception as err:  # a figure must never stop a training run
+                log.warning("could not refresh curves.png: %s", err)
         log.info("epoch %d done: train prec@1 %.2f, val prec@1 %.2f, video mAP %.4f (best %.4f)", epoch + 1,
                  tr["top1"], val["top1"], video["mAP"], best_mAP)
     return metrics

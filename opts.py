@@ -94,9 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv`` (``sys.argv[1:]`` when None) into the run's options."""
-    opts = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+def parse(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (``sys.argv[1:]`` when None) into the run's options (``parser``: ``build_parser()``
+    with a script's own flags added)."""
+    opts = (parser or build_parser()).parse_args(sys.argv[1:] if argv is None else argv)
     if opts.device is None:
         opts.device = _default_device()
     opts.cache = os.path.join(opts.cache_dir, opts.name)

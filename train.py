@@ -64,7 +64,9 @@ def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.
             log.info("%s epoch %d [%d/%d] time %.3f loss %.4f prec@1 %.2f prec@5 %.2f", phase, epoch + 1,
                      i + 1, nbatch, meters["time"].avg, stats["loss"], stats["top1"], stats["top5"])
     bar.close()
-    return {k: meters[k].avg for k in ("loss", "top1", "top5")}
+    out = {k: meters[k].avg for k in ("loss", "top1", "top5")}
+    out.update(samples=meters["top1"].count, seconds=meters["time"].sum)
+    return out
 
 
 def train(loader, model, criterion, optimizer, epoch: int, opts: argparse.Namespace) -> dict:

@@ -7,11 +7,10 @@ import sys
 import time
 
 import pytest
-import torch
 
 import checkpoints
 import main
-import opts as options
+from utils.metrics_log import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,6 +33,8 @@ def test_smoke_run_writes_all_files(tmp_path):
     loc = (cache / "localize_002.txt").read_text().splitlines()
     assert len(loc) == 8 * 25 and [int(line.split()[1]) for line in loc[:25]] == list(range(1, 26))
     assert 0 <= metrics["mAP"] <= 1
+    rows = read_metrics(str(cache / "metrics.csv"))
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["mAP"] == pytest.approx(metrics["mAP"], abs=1e-5)
     log = (cache / "log.txt").read_text()
     assert log.index("options:") < log.index("train epoch 1")
     ckpt = checkpoints.load_checkpoint(str(cache / "model.pth.tar"))
@@ -73,3 +74,4 @@ def test_killed_run_resumes_from_last_epoch(tmp_path):
     assert checkpoints.load_checkpoint(str(cache / "model.pth.tar"))["epoch"] == 3
     assert (cache / "epoch_003.txt").is_file()
     assert log.count("epoch 1/3") == 1  # epoch 1 was not trained again
+    assert [row["epoch"] for row in read_metrics(str(cache))] == [1, 2, 3]  # no epoch twice

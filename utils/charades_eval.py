@@ -35,7 +35,9 @@ _HASH_BITS = 16
 
 def _hash(key: np.ndarray) -> np.ndarray:
     """A cheap hash of float64 values (Fibonacci hashing of their bits) into ``2**_HASH_BITS`` buckets."""
-    return ((key.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
+    h = key.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    np.right_shift(h, np.uint64(64 - _HASH_BITS), out=h)
+    return h.view(np.int64)                          # < 2**_HASH_BITS: a valid index without a copy
 
 
 def _ties_before(key: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -126,7 +128,8 @@ def average_precision(scores: np.ndarray, gt: np.ndarray, rows: np.ndarray | Non
         for c in range(ncls):
             one_class(c)
     else:
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=min(4, cores)) as pool:
             list(pool.map(one_class, range(ncls)))
     return ap
 
@@ -187,8 +190,16 @@ def prediction_rows(sub: Submission, videos: list[Video], nframes: int) -> np.nd
     ok = (frame >= 0) & (frame < nframes)            # frames outside 1..25 match no ground-truth row
     table = np.full((len(code) + 1, nframes), -1, dtype=np.int64)   # last row: videos not scored
     table[sub_code[ok], frame[ok]] = np.flatnonzero(ok)
-    gt_code = np.array([code.get(v.id, len(code)) if v.actions else len(code) for v in videos], dtype=np.int64)
-    return table[gt_code].ravel()
+    gt_code = np.array([code.get(v.id, len(code)) for v in videos], dtype=np.int64)
+    rows = table[gt_code]                                           # (V, nframes)
+    scored = np.array([bool(v.actions) for v in videos], dtype=bool)
+    lost = int((rows[scored] < 0).sum())
+    if lost:  # as the official scripts do: say so, but score them -inf rather than fail
+        what = "video(s)" if nframes == 1 else "frame(s)"
+        warnings.warn(f"{sub.path}: {lost} of {int(scored.sum()) * nframes} {what} to score are missing "
+                      f"from the submission (scored -inf)", stacklevel=3)
+    rows[~scored] = -1                                              # videos without actions: -inf
+    return rows.ravel()
 
 
 def _check_kind(sub: Submission, kind: str) -> None:

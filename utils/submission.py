@@ -242,15 +242,28 @@ def read_submission(path: str, nclass: int = 157) -> Submission:
         or any(len(i) >= width for i in ids)  # loadtxt truncates long strings silently
         or (frames is not None and not (np.isfinite(frames).all() and np.array_equal(frames, np.round(frames))))
     )
-    if not suspicious:  # duplicate keys; a set of 200k keys takes ~0.05 s
-        frames = None if frames is None else frames.astype(np.int64)
-        keys = ids if frames is None else zip(ids, frames.tolist())
-        suspicious = len(set(keys)) != len(ids)
+    if not suspicious and frames is None:  # duplicate keys
+        suspicious = len(set(ids)) != len(ids)
+    elif not suspicious:
+        frames = frames.astype(np.int64)
+        suspicious = _has_duplicate_pairs(ids, frames)
     if suspicious:
         return _parse_slow(path, nclass)
     # ``scores`` stays a view into the record array: a copy of a 7,985 x 25 file is 250 MB more memory
     # to touch, and the evaluator reads it one column at a time anyway.
     return Submission(path, kind, ids, frames, scores)
+
+
+def _has_duplicate_pairs(ids: list[str], frames: np.ndarray) -> bool:
+    """Whether some (id, frame) occurs twice: ids numbered by a dict, pairs packed into one int64 and
+    sorted (4x faster than a set of 200k tuples)."""
+    code: dict[str, int] = {}
+    video = np.fromiter((code.setdefault(i, len(code)) for i in ids), np.int64, len(ids))
+    span = int(frames.max()) - int(frames.min()) + 1 if len(frames) else 1
+    if span * len(code) >= 2**62:                    # absurd frame numbers: no packing
+        return len(set(zip(ids, frames.tolist()))) != len(ids)
+    packed = np.sort(video * span + (frames - frames.min()))
+    return bool((packed[1:] == packed[:-1]).any())
 
 
 def one_based_frames(frames: np.ndarray) -> tuple[np.ndarray, bool]:

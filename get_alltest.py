@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""Score every video of a CSV with a trained checkpoint and write both submission files (SPEC 7).
+
+    python get_alltest.py --resume CHECKPOINT --val-file CSV --data DIR [--arch ... model flags]
+
+Videos are scored in synchronous mode (1 + 5 passes, smoothing) starting from an empty message buffer,
+as the original did.  Writes ``<out-dir>/classify.txt`` and ``<out-dir>/localize.txt`` (default
+out-dir: the run's cache directory) and prints their official mAP when the CSV has labels.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+import checkpoints
+import opts as options
+import train
+from datasets import get_dataset
+from models import create_model
+from utils import charades_eval
+from utils.charades_csv import read_annotations
+from utils.logger import setup_logging
+from utils.submission import write_classification, write_localization
+
+log = logging.getLogger("get_alltest")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Write the two submission files; return their paths and, with labels, their mAPs."""
+    parser = options.build_parser()
+    parser.add_argument("--out-dir", default="", help="where to write the files (default: the cache dir)")
+    opts = options.parse(argv, parser)
+    setup_logging(opts.cache)
+    if not opts.resume or not os.path.isfile(opts.resume):
+        raise FileNotFoundError(f"get_alltest needs a trained checkpoint: --resume {opts.resume!r} not found")
+    opts.train_file = opts.train_file or opts.val_file  # only the val_video split is used
+    model, criterion, _ = create_model(opts)
+    checkpoints.resume(opts.resume, model)
+    _, _, video_loader = get_dataset(opts)
+    ids, scores, local, _ = train.score_videos(video_loader, model, criterion, opts, desc="test")
+    out = opts.out_dir or opts.cache
+    result = {"classify": os.path.join(out, "classify.txt"), "localize": os.path.join(out, "localize.txt")}
+    write_classification(result["classify"], ids, scores)
+    write_localization(result["localize"], ids, local)
+    log.info("scored %d videos: %s, %s", len(ids), result["classify"], result["localize"])
+    if any(v.actions for v in read_annotations(opts.val_file, opts.nclass)):
+        for kind in ("classify", "localize"):
+            ap, mAP, wAP = getattr(charades_eval, kind)(result[kind], opts.val_file, nclass=opts.nclass)
+            result[kind + "_mAP"] = float(np.nanmean(ap))  # the official mAP is NaN if a class has no positives
+            log.info("%s: mAP %.4f (classes with positives), WAP %.4f", kind, result[kind + "_mAP"], wAP)
+    return result
+
+
+if __name__ == "__main__":
+    main()
