@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from utils import charades_eval
+from utils import charades_eval, distributed
 from utils.meters import AverageMeter, precision_at_k
 from utils.submission import localization_rows, write_classification, write_localization
 
@@ -25,30 +25,65 @@ def adjust_learning_rate(opts: argparse.Namespace, optimizer: torch.optim.Optimi
     return lr
 
 
-def _to(batch, device):
+def amp_dtype(opts: argparse.Namespace) -> torch.dtype | None:
+    """``--amp``: bf16 where the device has it, else fp16 (which needs a gradient scaler)."""
+    if not opts.amp:
+        return None
+    dev = torch.device(opts.device)
+    if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def make_scaler(opts: argparse.Namespace) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 autocast; None otherwise (bf16 and fp32 need none)."""
+    return torch.amp.GradScaler(torch.device(opts.device).type) if amp_dtype(opts) == torch.float16 else None
+
+
+def prepare(batch, loader, opts: argparse.Namespace):
+    """Move a batch to the device; apply the dataset's per-batch transform (the fast loader does colour
+    jitter and normalisation there, on uint8 frames) and the memory format."""
     inputs, target, meta = batch
-    return inputs.to(device, non_blocking=True), target.to(device, non_blocking=True), meta
+    inputs, target = inputs.to(opts.device, non_blocking=True), target.to(opts.device, non_blocking=True)
+    batch_transform = getattr(loader.dataset, "batch_transform", None)
+    if batch_transform is not None:
+        inputs = batch_transform(inputs)
+    if opts.channels_last and inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs, target, meta
+
+
+def forward(model, inputs: torch.Tensor, opts: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network under autocast when ``--amp``; the criterion is called outside it, in fp32."""
+    dtype = amp_dtype(opts)
+    with torch.autocast(torch.device(opts.device).type, dtype=dtype, enabled=dtype is not None):
+        return model(inputs)
 
 
 def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.Namespace, phase: str,
-                fraction: float) -> dict:
+                fraction: float, scaler: torch.amp.GradScaler | None = None) -> dict:
     """The shared frame-level loop of ``train`` and ``validate``; returns the averaged metrics."""
     training = optimizer is not None
     meters = {k: AverageMeter() for k in ("loss", "top1", "top5", "time")}
     nbatch = max(1, int(len(loader) * fraction))
-    bar = tqdm(total=nbatch, desc=f"{phase} {epoch + 1}", disable=None, leave=False)
+    bar = tqdm(total=nbatch, desc=f"{phase} {epoch + 1}", disable=None if distributed.is_main(opts) else True,
+               leave=False)
     end = time.time()
     for i, batch in enumerate(loader):
         if i >= nbatch:
             break
-        inputs, target, meta = _to(batch, opts.device)
+        inputs, target, meta = prepare(batch, loader, opts)
         with torch.set_grad_enabled(training):
-            a, aa = model(inputs)
+            a, aa = forward(model, inputs, opts)
             scores, loss = criterion(a, aa, target, meta)
         if training:
-            loss.backward()
+            (scaler.scale(loss) if scaler else loss).backward()
             if i % opts.accum_grad == opts.accum_grad - 1:
-                optimizer.step()
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         n = inputs.shape[0]
         prec1, prec5 = precision_at_k(scores.detach(), target)
@@ -64,17 +99,19 @@ def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.
             log.info("%s epoch %d [%d/%d] time %.3f loss %.4f prec@1 %.2f prec@5 %.2f", phase, epoch + 1,
                      i + 1, nbatch, meters["time"].avg, stats["loss"], stats["top1"], stats["top5"])
     bar.close()
-    out = {k: meters[k].avg for k in ("loss", "top1", "top5")}
-    out.update(samples=meters["top1"].count, seconds=meters["time"].sum)
-    return out
+    # one reduction per epoch: averages over every process's samples
+    loss, top1, top5, n = distributed.all_sum([float(meters["loss"].sum), float(meters["top1"].sum),
+                                               float(meters["top5"].sum), meters["loss"].count])
+    return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n, "samples": n, "seconds": meters["time"].sum}
 
 
-def train(loader, model, criterion, optimizer, epoch: int, opts: argparse.Namespace) -> dict:
+def train(loader, model, criterion, optimizer, epoch: int, opts: argparse.Namespace,
+          scaler: torch.amp.GradScaler | None = None) -> dict:
     """One training epoch over the first ``train_size`` of the (shuffled) loader."""
     model.train()
     criterion.train()
     optimizer.zero_grad(set_to_none=True)
-    return _run_frames(loader, model, criterion, optimizer, epoch, opts, "train", opts.train_size)
+    return _run_frames(loader, model, criterion, optimizer, epoch, opts, "train", opts.train_size, scaler)
 
 
 def validate(loader, model, criterion, epoch: int, opts: argparse.Namespace) -> dict:
@@ -91,16 +128,17 @@ def score_videos(loader, model, criterion, opts: argparse.Namespace, desc: str =
     model.eval()
     criterion.eval()
     ids, video, local, targets = [], [], [], []
-    for inputs, target, meta in tqdm(loader, desc=desc, disable=None, leave=False):
-        inputs, target = inputs.to(opts.device, non_blocking=True), target.to(opts.device, non_blocking=True)
-        a, aa = model(inputs)
+    for batch in tqdm(loader, desc=desc, disable=None, leave=False):
+        inputs, target, meta = prepare(batch, loader, opts)
+        a, aa = forward(model, inputs, opts)
         frames, _ = criterion(a, aa, target, meta, synchronous=True)
         ids.append(meta["id"][0])
         video.append(frames.max(0).values)
         local.append(frames[torch.as_tensor(localization_rows(frames.shape[0]), device=frames.device)])
         targets.append(target[0])
-    stack = lambda xs: torch.stack(xs).float().cpu().numpy()  # noqa: E731
-    return ids, stack(video), stack(local), stack(targets)
+    C = opts.nclass
+    stack = lambda xs, shape: torch.stack(xs).float().cpu().numpy() if xs else np.zeros(shape)  # noqa: E731
+    return ids, stack(video, (0, C)), stack(local, (0, 25, C)), stack(targets, (0, C))
 
 
 def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: str | None) -> float:
@@ -113,16 +151,33 @@ def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: 
     return float(np.nanmean(ap))
 
 
+def gather_videos(ids: list[str], arrays: list[np.ndarray], criterion) -> tuple[list[str], list[np.ndarray]]:
+    """Every process's scored videos, back in single-process order (rank r scored videos r, r+W, ...),
+    and every process's buffer brought up to date with the FIFOs of the videos the others scored."""
+    parts = distributed.all_objects((ids, arrays, criterion.messages.export_rows(ids)))
+    for _, _, rows in parts:
+        criterion.messages.import_rows(rows)
+    world, total = len(parts), sum(len(p[0]) for p in parts)
+    pick = [(i % world, i // world) for i in range(total)]
+    ids = [parts[r][0][k] for r, k in pick]
+    arrays = [np.stack([parts[r][1][j][k] for r, k in pick]) for j in range(len(arrays))]
+    return ids, arrays
+
+
 def validate_video(loader, model, criterion, epoch: int, opts: argparse.Namespace) -> dict:
     """Score every val video synchronously, write ``epoch_NNN.txt`` (and ``localize_NNN.txt``), and
     return the video mAP and video-level prec@1/prec@5."""
     ids, scores, local, targets = score_videos(loader, model, criterion, opts)
+    ids, (scores, local, targets) = gather_videos(ids, [scores, local, targets], criterion)
     path = os.path.join(opts.cache, "epoch_{:03d}.txt".format(epoch + 1))
-    write_classification(path, ids, scores)
-    if opts.localize:
-        write_localization(os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1)), ids, local)
-    gt_csv = opts.val_file if opts.dataset.startswith("charades") else None
-    mAP = video_map(scores, targets, path, gt_csv)
+    mAP = None
+    if distributed.is_main(opts):
+        write_classification(path, ids, scores)
+        if opts.localize:
+            write_localization(os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1)), ids, local)
+        gt_csv = opts.val_file if opts.dataset.startswith("charades") else None
+        mAP = video_map(scores, targets, path, gt_csv)
+    mAP = distributed.broadcast(mAP)
     prec1, prec5 = (float(p) for p in precision_at_k(torch.from_numpy(scores), torch.from_numpy(targets)))
     log.info("val_video epoch %d: %d videos, mAP %.4f, prec@1 %.2f, prec@5 %.2f (%s)", epoch + 1, len(ids),
              mAP, prec1, prec5, path)

@@ -1,9 +1,9 @@
 """Everything besides the weights that decides how a run continues (exact resume).
 
 Saved next to ``model.pth.tar`` as ``state_NNN.pt``: the criterion's two message buffers (times, FIFO
-order, values), its balance counts and storing-order random stream, and the random states that decide
-what comes next (Python, numpy, torch CPU and CUDA, the loaders' shuffling generator, which also seeds
-their workers).  ``model.pth.tar`` only gains a small reference ``{'file', 'sha1', 'bytes'}`` to it, so the
+order, values), its balance counts and storing-order random stream, and the global random states
+(Python, numpy, torch CPU and CUDA).  The loaders keep no state of their own: their order and per-sample
+augmentation seeds are functions of (seed, epoch) (``datasets/samplers.py``).  ``model.pth.tar`` only gains a small reference ``{'file', 'sha1', 'bytes'}`` to it, so the
 model file keeps the released checkpoint's shape and size; the state file is written first and the
 checkpoint that names it second, so a crash at any instant leaves a consistent pair.
 """
@@ -55,37 +55,34 @@ def expand_buffer(state: dict) -> dict:
     return out
 
 
-def random_states(loader_generator: torch.Generator | None) -> dict:
-    """The random streams that decide the next batches, augmentations and dropout masks."""
+def random_states() -> dict:
+    """The global random streams (dropout masks, the fast loader's per-batch jitter, user code).  The
+    loaders need none: their order and augmentation seeds are functions of (seed, epoch)."""
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "loader": loader_generator.get_state() if loader_generator is not None else None}
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def set_random_states(states: dict, loader_generator: torch.Generator | None) -> None:
+def set_random_states(states: dict) -> None:
     """Restore what ``random_states`` captured."""
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-    if loader_generator is not None and states["loader"] is not None:
-        loader_generator.set_state(states["loader"])
 
 
-def save_run_state(cache: str, epoch: int, criterion, loader_generator: torch.Generator | None) -> dict:
+def save_run_state(cache: str, epoch: int, criterion) -> dict:
     """Write ``<cache>/state_NNN.pt`` atomically; return the reference to store in the checkpoint."""
     full = criterion.state_dict_full()
     full["messages"] = compact_buffer(full["messages"])
     full["targets"] = compact_buffer(full["targets"])
     name = "state_{:03d}.pt".format(epoch)
     path = os.path.join(cache, name)
-    atomic_torch_save({"criterion": full, "random": random_states(loader_generator), "epoch": epoch}, path)
+    atomic_torch_save({"criterion": full, "random": random_states(), "epoch": epoch}, path)
     return {"file": name, "sha1": file_digest(path), "bytes": os.path.getsize(path)}
 
 
-def load_run_state(ref: dict, folder: str, criterion, loader_generator: torch.Generator | None,
-                   ignore_bad: bool = False) -> bool:
+def load_run_state(ref: dict, folder: str, criterion, ignore_bad: bool = False) -> bool:
     """Restore the state a checkpoint refers to.  A missing, truncated or corrupt file (its SHA-1 differs
     from the checkpoint's record) raises ``StateFileError`` naming it, or with ``ignore_bad`` logs a
     warning and leaves the buffer empty.  Returns whether the state was restored."""
@@ -106,7 +103,7 @@ def load_run_state(ref: dict, folder: str, criterion, loader_generator: torch.Ge
         log.warning("WARNING: %s; --ignore-bad-state: the message buffer starts empty", err)
         return False
     criterion.load_state_dict_full(crit)
-    set_random_states(state["random"], loader_generator)
+    set_random_states(state["random"])
     log.info("=> restored the message buffers (%d videos), balance counts and random states from %s",
              len(criterion.messages), path)
     return True

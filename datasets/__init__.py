@@ -4,34 +4,17 @@ Every dataset module exposes ``get(opts) -> (train, val, val_video)``: three ``t
 items are ``(input, target, meta)`` with ``target`` a float multi-hot vector of ``nclass`` and
 ``meta = {'id': str, 'time': int}``, and whose attribute ``video_ids`` lists each item's video id in
 item order (cheap, no decoding) so that val_video can be batched one whole video at a time.
+A dataset may also carry ``batch_transform``: work done per batch on the device (``train.prepare``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from datasets.samplers import EpochSampler, SeededDataset, VideoBatchSampler
 from opts import DATASETS
-
-
-class VideoBatchSampler(Sampler[list[int]]):
-    """Yields the item indices of one video per batch (items of a video are consecutive, in time order)."""
-
-    def __init__(self, video_ids: list[str]):
-        self.batches: list[list[int]] = []
-        for i, vid in enumerate(video_ids):
-            if self.batches and video_ids[self.batches[-1][0]] == vid:
-                self.batches[-1].append(i)
-            else:
-                self.batches.append([i])
-
-    def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 def get_datasets(opts: argparse.Namespace) -> tuple[Dataset, Dataset, Dataset]:
@@ -43,13 +26,16 @@ def get_datasets(opts: argparse.Namespace) -> tuple[Dataset, Dataset, Dataset]:
 
 def get_dataset(opts: argparse.Namespace) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The three loaders: train (shuffled), val (shuffled, as the original, so that ``val_size`` takes a
-    random subset), val_video (one whole video per batch, in time order)."""
+    random subset), val_video (one whole video per batch, in time order).  With several processes
+    (``opts.world_size``) each loader yields this rank's share.  Call ``loader.sampler.set_epoch(e)``
+    on the first two before each epoch."""
     train, val, val_video = get_datasets(opts)
-    pin = str(opts.device).startswith("cuda")
-    common = dict(num_workers=opts.workers, pin_memory=pin)
-    g = torch.Generator()
-    g.manual_seed(opts.manual_seed)
-    train_loader = DataLoader(train, batch_size=opts.batch_size, shuffle=True, generator=g, **common)
-    val_loader = DataLoader(val, batch_size=opts.batch_size, shuffle=True, generator=g, **common)
-    video_loader = DataLoader(val_video, batch_sampler=VideoBatchSampler(val_video.video_ids), **common)
-    return train_loader, val_loader, video_loader
+    rank, world = getattr(opts, "rank", 0), opts.world_size
+    common = dict(num_workers=opts.workers, pin_memory=str(opts.device).startswith("cuda"))
+    if opts.workers > 0:  # workers stay up between epochs; safe because every item carries its seed
+        common.update(persistent_workers=True, prefetch_factor=4)
+    frames = lambda ds, seed: DataLoader(  # noqa: E731
+        SeededDataset(ds), batch_size=opts.batch_size,
+        sampler=EpochSampler(len(ds), True, seed, rank, world), **common)
+    return (frames(train, opts.manual_seed), frames(val, opts.manual_seed + 1),
+            DataLoader(val_video, batch_sampler=VideoBatchSampler(val_video.video_ids, rank, world), **common))

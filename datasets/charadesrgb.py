@@ -85,6 +85,9 @@ class CharadesRGB(CharadesFrames):
 def get(opts: argparse.Namespace) -> tuple[CharadesRGB, CharadesRGB, CharadesRGB]:
     """train, val, val_video datasets of ``opts.data`` with ``opts.train_file`` / ``opts.val_file``."""
     train, val, val_video = charades_index.load_splits(opts, modality="rgb", span=1)
+    if getattr(opts, "fast_loader", False):  # uint8 samples; jitter + normalisation per batch on the device
+        from datasets import fast_frames  # imported here: it imports this module
+        return fast_frames.get_datasets(opts, train, val, val_video)
     evaluate = frame_transforms.val_transform(opts)
     return (CharadesRGB(train, opts.data, opts.nclass, frame_transforms.train_transform(opts)),
             CharadesRGB(val, opts.data, opts.nclass, evaluate),

@@ -14,10 +14,9 @@ carries the actions active at each moment:
 **The class signal.**  A class ``c`` is active at ``t`` when ``start < t < end`` (strict, SPEC section 2).
 Every class has a fixed code (independent of the seed): in RGB, a texture spread over the whole frame (an
 oriented sinusoidal grating, or a "checker" = that grating times a perpendicular one of half its
-frequency) with a class-specific
-orientation (0..90 degrees, so a horizontal flip does not map one class onto another), spatial frequency
-and colour (hue; ColorJitter(0.4, 0.4, 0.4) changes brightness/contrast/saturation but not hue), drifting
-at a class-specific speed; every active class adds its texture (several actions mix additively).  Because
+frequency) with a class-specific orientation (0..90 degrees, so a horizontal flip does not map one class
+onto another), spatial frequency and colour (hue; ColorJitter(0.4, 0.4, 0.4) changes
+brightness/contrast/saturation but not hue), drifting at a class-specific speed; every active class adds its texture (several actions mix additively).  Because
 the texture tiles the frame, a random crop of 8% of the area still contains a few periods of it.  In flow,
 each class moves a textured field in a class-specific direction (the x/y flow is ``direction * texture``),
 again added over the active classes.
@@ -415,15 +414,52 @@ def _satisfies(manifest: dict | None, want: dict) -> bool:
     return True
 
 
-def _remove_tree(path: str) -> None:
-    """Remove a previous demo tree (only ours: a manifest or nothing but rgb/flow inside)."""
-    if not os.path.exists(path):
+def _check_ours(path: str) -> None:
+    """Refuse a ``root`` that exists and is not a demo tree (a manifest, or nothing but rgb/flow inside)."""
+    if not os.path.isdir(path):
+        if os.path.exists(path):
+            raise RuntimeError(f"{path} exists and is not a directory; choose another demo root")
         return
     entries = set(os.listdir(path))
     if entries and MANIFEST not in entries and not entries <= {"rgb", "flow"}:
         raise RuntimeError(f"{path} exists and does not look like a demo tree (no {MANIFEST}); "
                            "refusing to overwrite it: remove it or choose another root")
-    trash = tempfile.mkdtemp(prefix=os.path.basename(path) + ".old-", dir=os.path.dirname(path))
+
+
+def _scratch_prefix(root: str, kind: str) -> str:
+    return f".{os.path.basename(root)}.{kind}-"
+
+
+def _make_scratch(root: str, kind: str) -> str:
+    """A fresh hidden sibling directory of ``root`` (same file system, so renames are atomic)."""
+    return tempfile.mkdtemp(prefix=f"{_scratch_prefix(root, kind)}{os.getpid()}-", dir=os.path.dirname(root))
+
+
+def _clean_stale_scratch(root: str) -> None:
+    """Remove scratch siblings left by killed runs (their process no longer exists)."""
+    parent = os.path.dirname(root)
+    for name in os.listdir(parent):
+        for kind in ("tmp", "old"):
+            prefix = _scratch_prefix(root, kind)
+            if not name.startswith(prefix):
+                continue
+            pid = name[len(prefix):].split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            except OSError:
+                pass
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a previous demo tree (moved aside first, so ``path`` never holds a partly deleted tree)."""
+    if not os.path.exists(path):
+        return
+    _check_ours(path)
+    trash = _make_scratch(path, "old")
     os.rename(path, os.path.join(trash, "tree"))
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -434,13 +470,14 @@ def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True,
     """Render the demo trees ``<root>/rgb`` and ``<root>/flow`` once; reuse them while the settings hold.
 
     ``csv_files`` (default: the shipped demo train and test CSVs) list the videos.  The tree is rendered
-    into a temporary sibling directory, its manifest (``demo_manifest.json``: render version, seed, size,
-    flow, JPEG quality, the CSVs' SHA-1, per-video frame counts) written last, and then renamed into place,
+    into a hidden temporary sibling directory (``.<name>.tmp-<pid>-*``; those of killed runs are removed
+    by the next call), its manifest (``demo_manifest.json``: render version, seed, size, flow, JPEG
+    quality, the CSVs' SHA-1, per-video frame counts) written last, and then renamed into place,
     so an interrupted run never leaves a tree that looks complete.  A tree whose manifest differs (other
     seed, size, CSV content, or no flow when flow is asked for) is replaced.  Returns ``root``.
     """
     csv_files = list(csv_files) if csv_files is not None else [DEMO_TRAIN_CSV, DEMO_TEST_CSV]
-    root = os.path.abspath(root)
+    root = os.path.abspath(root).rstrip(os.sep) or os.sep
     want = {"version": RENDER_VERSION, "seed": int(seed), "size": int(size), "flow": bool(flow),
             "quality": int(quality), "csv_sha1": [file_digest(p) for p in csv_files]}
     if not force and _satisfies(_read_manifest(root), want):
@@ -451,9 +488,10 @@ def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True,
     for p in csv_files:
         for v in read_annotations(p, NCLASS):
             videos.setdefault(v.id, v)
-    parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(root) + ".tmp-", dir=parent)
+    _check_ours(root)
+    os.makedirs(os.path.dirname(root), exist_ok=True)
+    _clean_stale_scratch(root)
+    tmp = _make_scratch(root, "tmp")
     try:
         jobs = [(v, tmp, seed, size, flow, quality) for v in videos.values()]
         if workers is None:
@@ -468,6 +506,10 @@ def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True,
                         videos={v.id: {"rgb": n, "flow": nf} for v, (n, nf) in zip(videos.values(), counts)})
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
+        if _satisfies(_read_manifest(root), want) and not force:
+            # another process rendered the same tree meanwhile: keep it (it may be in use)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return root
         if os.path.exists(root):
             _remove_tree(root)
         try:

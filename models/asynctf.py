@@ -8,6 +8,7 @@ from a buffer that persists for the whole run: this is the "asynchronous" part o
 from __future__ import annotations
 
 import argparse
+import zlib
 from typing import Callable
 
 import torch
@@ -63,18 +64,16 @@ class AsyncTFCriterion(nn.Module):
         buf = (C, opts.memory_size, opts.memory_decay, opts.sigma, opts.temporal_weight)
         self.messages = MessageBuffer(*buf)  # sigmoid(a) of every stored sample
         self.targets = MessageBuffer(*buf)   # ground truth of training samples (adjustment)
+        self.seed = opts.manual_seed
         self.generator = torch.Generator().manual_seed(opts.manual_seed)  # storing order
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))           # N
         self.register_buffer("positives", torch.zeros(C, dtype=torch.long))       # per-class count
         self.gather: Callable | None = None
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _order(self, n: int) -> torch.Tensor:
-        return torch.randperm(n, generator=self.generator)
-
-    def _global(self, ids: list[str], times: torch.Tensor, *values: torch.Tensor):
+    def _global(self, ids: list[str], times: torch.Tensor, *values: torch.Tensor, local: bool = False):
         """The batch as every process must store it (identity unless distributed)."""
-        if self.gather is None:
+        if self.gather is None or local:
             return (ids, times) + values
         return self.gather(ids, times, *values)
 
@@ -107,8 +106,10 @@ class AsyncTFCriterion(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------
     def _pass(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, ids: list[str],
-              times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gids, gtimes, gvalues, gtarget = self._global(ids, times, torch.sigmoid(a).detach(), target.detach())
+              times: torch.Tensor, generator: torch.Generator, local: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        gids, gtimes, gvalues, gtarget = self._global(ids, times, torch.sigmoid(a).detach(), target.detach(),
+                                                      local=local)
         self.messages.to(a.device)
         rows = self.messages.lookup(ids)
         msg = self.messages.read(rows, times, future=False)
@@ -122,7 +123,7 @@ class AsyncTFCriterion(nn.Module):
             self.originalloss_weight * F.binary_cross_entropy(torch.sigmoid(a), target)
 
         grows = self.messages.lookup(gids)
-        order = self._order(len(gids))
+        order = torch.randperm(len(gids), generator=generator)
         self.messages.store(grows, gtimes, gvalues, order)
         if not self.training:
             return qa, loss
@@ -147,9 +148,12 @@ class AsyncTFCriterion(nn.Module):
         ids = list(meta["id"])
         times = torch.as_tensor(meta["time"]).long()
         if not synchronous:
-            return self._pass(a, aa, target, ids, times)
+            return self._pass(a, aa, target, ids, times, self.generator)
+        # One video, scored alone: its storing orders come from a stream of its own (run seed, video id),
+        # so a video's scores do not depend on which videos were scored before it or on which process.
+        video_stream = torch.Generator().manual_seed(self.seed * 1000003 + zlib.crc32(ids[0].encode()))
         for _ in range(SYNCHRONOUS_PASSES):
-            qa, loss = self._pass(a, aa, target, ids, times)
+            qa, loss = self._pass(a, aa, target, ids, times, video_stream, local=True)
         return self.smooth(qa), loss
 
     # -- state (exact resume) -------------------------------------------------------------------

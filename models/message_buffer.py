@@ -94,6 +94,21 @@ class MessageBuffer:
         self.values[r, s % M] = values[live]
         self.count.index_add_(0, rows, torch.ones_like(rows))
 
+    def export_rows(self, ids: list[str]) -> dict:
+        """The FIFOs of ``ids`` (CPU tensors), to hand to other processes."""
+        rows = self.lookup(ids)
+        return {"ids": list(ids), "seq": self.seq[rows].cpu(), "times": self.times[rows].cpu(),
+                "values": self.values[rows].cpu(), "count": self.count[rows].cpu()}
+
+    def import_rows(self, part: dict) -> None:
+        """Overwrite the FIFOs of ``part['ids']`` with those exported by ``export_rows``."""
+        if not part["ids"]:
+            return
+        rows = self.lookup(part["ids"])
+        self.seq[rows], self.times[rows] = part["seq"].to(self.device), part["times"].to(self.device)
+        self.values[rows] = part["values"].to(self.device, self.dtype)
+        self.count[rows] = part["count"].to(self.device)
+
     def state_dict(self) -> dict:
         """Everything needed to restore the buffer exactly (tensors on the CPU)."""
         n = len(self.rows)

@@ -1,6 +1,7 @@
 """The AsyncTF head, message buffer and criterion against hand-computed values and a direct, slow
 implementation of SPEC section 4 written here (Python lists, float64, autograd hooks)."""
 import math
+import zlib
 
 import pytest
 import torch
@@ -163,8 +164,12 @@ def test_synchronous_mode_matches_reference(tmp_path):
     target = (torch.rand(1, C, generator=g) < 0.5).float().expand(B, C).contiguous()
     ids, times = ["vid"] * B, torch.arange(1, B + 1) * 10
     s1, _ = fast(a, aa, target, {"id": ids, "time": times}, synchronous=True)
+    # a video scored synchronously stores in orders drawn from its own stream (seed, video id)
+    slow.gen = torch.Generator().manual_seed(o.manual_seed * 1000003 + zlib.crc32(b"vid"))
+    main_stream = fast.generator.get_state()
     for _ in range(6):
         q, _ = slow(a.double(), aa.double(), target.double(), ids, times, False)
+    assert torch.equal(fast.generator.get_state(), main_stream)
     w = o.window_smooth
     smooth = torch.stack([q[max(0, m - w):min(B - 1, m + w) + 1].mean(0) for m in range(B)])
     assert torch.allclose(s1.double(), smooth, atol=1e-5)

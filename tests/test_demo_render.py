@@ -184,6 +184,15 @@ def test_interrupted_generation_leaves_no_tree(tiny_csv, tmp_path, monkeypatch):
     assert _files(root).keys() == files.keys()
 
 
+def test_stale_scratch_of_killed_runs_is_removed(tiny_csv, tmp_path):
+    dead = tmp_path / ".demo.tmp-999999999-abcd"      # no such process: a killed run's leftovers
+    (dead / "rgb").mkdir(parents=True)
+    alive = tmp_path / f".demo.tmp-{os.getppid()}-efgh"  # a running process: maybe still rendering
+    alive.mkdir()
+    _gen(tmp_path / "demo", tiny_csv)
+    assert not dead.exists() and alive.exists()
+
+
 def test_refuses_to_overwrite_foreign_directory(tiny_csv, tmp_path):
     d = tmp_path / "mine"
     d.mkdir()

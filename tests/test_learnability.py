@@ -16,8 +16,10 @@ def run(tmp_path, temporal_weight):
     model, criterion, optimizer = create_model(o)
     train_loader, val_loader, video_loader = get_dataset(o)
     for epoch in range(100):
+        train_loader.sampler.set_epoch(epoch)
         tr = train.train(train_loader, model, criterion, optimizer, epoch, o)
-    for _ in range(5):  # the buffer fills with messages of the val sequences
+    for p in range(5):  # the buffer fills with messages of the val sequences
+        val_loader.sampler.set_epoch(p)
         val = train.validate(val_loader, model, criterion, 99, o)
     video = train.validate_video(video_loader, model, criterion, 99, o)
     return tr, val, video

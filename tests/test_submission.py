@@ -111,6 +111,7 @@ def test_fast_and_line_by_line_readers_agree(tmp_path):
     (["a 1 0.1 0.2 0.3", "a 2 0.1 0.2 0.3", "a 1 0 0 0"], "line 3", "duplicate (id, frame) ('a', 1)"),
     (["a 1 0.1 0.2 0.3", "a 1.5 0.1 0.2 0.3"], "line 2, column 2", "not an integer"),
     (["a 0.1 nan 0.3"], "line 1, column 3", "NaN"),
+    (["a 1 0 0 0", "a 1e30 0 0 0"], "line 2, column 2", "not an integer"),
 ])
 def test_malformed_lines_named(tmp_path, lines, where, what):
     path = write(tmp_path, lines)
@@ -118,6 +119,13 @@ def test_malformed_lines_named(tmp_path, lines, where, what):
         read_submission(path, nclass=C)
     msg = str(e.value)
     assert path in msg and f"{where}:" in msg and what in msg, msg
+
+
+def test_binary_file_rejected(tmp_path):
+    path = tmp_path / "bin.txt"
+    path.write_bytes(b"\xff\xfe\x00 1 2 3\n")
+    with pytest.raises(SubmissionError, match="not a text file"):
+        read_submission(str(path), nclass=C)
 
 
 def test_empty_and_missing_files(tmp_path):

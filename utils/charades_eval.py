@@ -229,6 +229,33 @@ def localize(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple
     return (ap, *mean_ap(ap, gt))
 
 
+def chance_map(submission_path: str, gt_csv_path: str, nclass: int = 157, trials: int = 20,
+               seed: int = 0) -> float:
+    """Chance level of a classification submission: the mean (over ``trials`` seeded shuffles) of the mAP
+    over classes with positives when its rows of scores are shuffled across its videos."""
+    videos = read_annotations(gt_csv_path, nclass)
+    sub = read_submission(submission_path, nclass)
+    _check_kind(sub, CLASSIFY)
+    gt, rows = classify_gt(videos, nclass), prediction_rows(sub, videos, 1)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([mean_ap_with_positives(average_precision(sub.scores[rng.permutation(len(sub.ids))],
+                                                                   gt, rows=rows)) for _ in range(trials)]))
+
+
+def report_against_chance(run_dir: str, gt_csv_path: str, nclass: int = 157) -> tuple[float, float]:
+    """Print the official mAP (over classes with positives) of the run's last ``epoch_NNN.txt`` and its
+    chance level; returns ``(mAP, chance)``."""
+    epochs = sorted(f for f in os.listdir(run_dir) if f.startswith("epoch_") and f.endswith(".txt"))
+    if not epochs:
+        raise FileNotFoundError(f"no epoch_NNN.txt submission in {run_dir}")
+    path = os.path.join(run_dir, epochs[-1])
+    ap, _, _ = classify(path, gt_csv_path, nclass)
+    got, chance = mean_ap_with_positives(ap), chance_map(path, gt_csv_path, nclass)
+    print(f"{path}: official video mAP {got:.4f} over {int((~np.isnan(ap)).sum())} classes with positives; "
+          f"chance (rows shuffled across videos) {chance:.4f}: {got / chance:.2f}x chance")
+    return got, chance
+
+
 # ------------------------------------------------------------------------------------ command line
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 CLASSIFY = "classify"
 LOCALIZE = "localize"
 NFRAMES = 25  # frames per video in the official localisation protocol
+MAX_FRAME = 2**31 - 1  # frame numbers are integers; anything bigger is a broken file, not a frame
 
 
 class SubmissionError(ValueError):
@@ -176,11 +177,12 @@ def _parse_slow(path: str, nclass: int) -> Submission:
                 raise SubmissionError(f"{where}, column {bad}: {tok[bad - 1]!r} is not a number") from None
             if any(v != v for v in vals):
                 bad = next(k for k, v in enumerate(vals, 2) if v != v)
-                raise SubmissionError(f"{where}, column {bad}: score is NaN")
+                raise SubmissionError(f"{where}, column {bad}: value is NaN")
             key = tok[0]
             if kind == LOCALIZE:
-                if not vals[0].is_integer():
-                    raise SubmissionError(f"{where}, column 2: frame number {tok[1]!r} is not an integer")
+                if not vals[0].is_integer() or abs(vals[0]) > MAX_FRAME:
+                    raise SubmissionError(f"{where}, column 2: frame number {tok[1]!r} is not an integer "
+                                          f"of at most {MAX_FRAME}")
                 key = (tok[0], int(vals[0]))
                 frames.append(int(vals[0]))
                 vals = vals[1:]
@@ -223,6 +225,13 @@ def read_submission(path: str, nclass: int = 157) -> Submission:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"submission file not found: {path}")
+    try:
+        return _read(path, nclass)
+    except UnicodeDecodeError as e:  # a ValueError, but not one that names the problem
+        raise SubmissionError(f"{path}: not a text file (UTF-8): {e}") from None
+
+
+def _read(path: str, nclass: int) -> Submission:
     kind = _kind(_first_columns(path) or 0, nclass)
     if kind is None:
         return _parse_slow(path, nclass)  # raises with the line number
@@ -240,7 +249,7 @@ def read_submission(path: str, nclass: int = 157) -> Submission:
     suspicious = (
         np.isnan(scores).any()
         or any(len(i) >= width for i in ids)  # loadtxt truncates long strings silently
-        or (frames is not None and not (np.isfinite(frames).all() and np.array_equal(frames, np.round(frames))))
+        or (frames is not None and not (np.all(np.abs(frames) <= MAX_FRAME) and np.array_equal(frames, np.round(frames))))
     )
     if not suspicious and frames is None:  # duplicate keys
         suspicious = len(set(ids)) != len(ids)

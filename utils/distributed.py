@@ -1,0 +1,90 @@
+"""Multi-process helpers for ``torchrun`` (env:// rendezvous; no hard-coded address).
+
+A thin layer over ``torch.distributed``; with one process every function is the identity.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init(opts: argparse.Namespace) -> None:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1); sets ``opts.rank``,
+    ``opts.local_rank``, ``opts.world_size`` and, on CUDA, one device per local process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    opts.rank, opts.local_rank, opts.world_size = 0, 0, max(world, 1)
+    if world <= 1:
+        return
+    opts.rank, opts.local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if str(opts.device).startswith("cuda"):
+        opts.device = f"cuda:{opts.local_rank}"
+        torch.cuda.set_device(opts.local_rank)
+        backend = opts.dist_backend
+    else:
+        backend = "gloo"  # nccl needs GPUs
+    if not dist.is_initialized():
+        dist.init_process_group(backend, init_method=opts.dist_url)
+
+
+def active() -> bool:
+    """Whether this process is one of several."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main(opts: argparse.Namespace) -> bool:
+    """Rank 0 writes the logs, files and checkpoints."""
+    return getattr(opts, "rank", 0) == 0
+
+
+def all_objects(obj) -> list:
+    """``obj`` of every rank, in rank order."""
+    if not active():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast(obj, src: int = 0):
+    """Rank ``src``'s ``obj`` on every rank."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum over ranks of a short list of numbers (end-of-epoch meters)."""
+    if not active():
+        return values
+    t = torch.tensor(values, dtype=torch.float64,
+                     device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def gather_rows(ids: list[str], times: torch.Tensor, *tensors: torch.Tensor):
+    """The global batch from every rank's rows, in the order of a single process's batch.
+
+    Rank r holds global positions ``r, r+W, r+2W, ...`` of each batch (``EpochSampler``), so the rows are
+    interleaved back: row k of rank r is global row ``k*W + r``.
+    """
+    world = dist.get_world_size()
+    all_ids = all_objects(list(ids))
+    sizes = [len(x) for x in all_ids]
+    n = max(sizes)
+    out_ids = [all_ids[r][k] for k in range(n) for r in range(world) if k < sizes[r]]
+    out = []
+    for t in (times.to(tensors[0].device if tensors else times.device),) + tensors:
+        padded = torch.zeros((n,) + tuple(t.shape[1:]), dtype=t.dtype, device=t.device)
+        padded[: t.shape[0]] = t
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded.contiguous())
+        stacked = torch.stack(parts, 1)  # n x W x ...
+        keep = torch.tensor([[k < sizes[r] for r in range(world)] for k in range(n)], device=t.device)
+        out.append(stacked[keep])
+    return (out_ids, *out)
