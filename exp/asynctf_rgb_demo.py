@@ -9,7 +9,7 @@ videos).  Extra command-line flags override the ones below.
 import os
 import sys
 
-REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from main import experiment  # noqa: E402
 from datasets.demo_render import DEMO_TEST_CSV, DEMO_TRAIN_CSV, ensure_demo_data  # noqa: E402

@@ -89,10 +89,17 @@ class AsyncTFCriterion(nn.Module):
         w = (self.seen.to(qa.dtype) / 2) / count
         return qa.detach() + (qa - qa.detach()) * w
 
+    # The head's aa is one C x C matrix expanded over the batch (stride 0): then x^T aa is a plain
+    # matrix product, ~10x cheaper (forward and backward) than a batched one; a per-sample aa also works.
     @staticmethod
-    def _bilinear(x: torch.Tensor, aa: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x_b^T aa_b y_b`` for every sample b."""
-        return torch.einsum("bj,bjk,bk->b", x, aa, y)
+    def _left(x: torch.Tensor, aa: torch.Tensor) -> torch.Tensor:
+        """``(x_b^T aa_b)_k = sum_j x_bj aa_b[j, k]``."""
+        return x @ aa[0] if aa.stride(0) == 0 else torch.einsum("bj,bjk->bk", x, aa)
+
+    @staticmethod
+    def _right(aa: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``(aa_b y_b)_k = sum_j aa_b[k, j] y_bj``."""
+        return y @ aa[0].T if aa.stride(0) == 0 else torch.einsum("bkj,bj->bk", aa, y)
 
     def smooth(self, scores: torch.Tensor) -> torch.Tensor:
         """Row m becomes the mean of rows ``max(0, m-w) .. min(B-1, m+w)`` (a video in time order)."""
@@ -112,17 +119,16 @@ class AsyncTFCriterion(nn.Module):
                                                       local=local)
         self.messages.to(a.device)
         rows = self.messages.lookup(ids)
-        msg = self.messages.read(rows, times, future=False)
-        fmsg = self.messages.read(rows, times, future=True)
+        msg, fmsg = self.messages.read(rows, times)
         # q_k = a_k + sum_j aa[j,k] msg_j + sum_j aa[k,j] fmsg_j
-        q = a + torch.einsum("bj,bjk->bk", msg, aa) + torch.einsum("bkj,bj->bk", aa, fmsg)
+        q = a + self._left(msg, aa) + self._right(aa, fmsg)
         qa = torch.sigmoid(q)
         if self.training and self.balanceloss:
             qa = self._balance(qa, target, gtarget)
         loss = F.binary_cross_entropy(qa, target) + \
             self.originalloss_weight * F.binary_cross_entropy(torch.sigmoid(a), target)
 
-        grows = self.messages.lookup(gids)
+        grows = rows if gids is ids else self.messages.lookup(gids)
         order = torch.randperm(len(gids), generator=generator)
         self.messages.store(grows, gtimes, gvalues, order)
         if not self.training:
@@ -133,11 +139,10 @@ class AsyncTFCriterion(nn.Module):
             self.targets.to(a.device)
             self.targets.store(self.targets.lookup(gids), gtimes, gtarget, order)
             trows = self.targets.lookup(ids)
-            gmsg = self.targets.read(trows, times, future=False)
-            gfmsg = self.targets.read(trows, times, future=True)
+            gmsg, gfmsg = self.targets.read(trows, times)
             scale = 0.5 * self.temporalloss_weight / self.nclass ** 2
-            pastloss = scale * (self._bilinear(gmsg - msg, aa, target) ** 2).mean()
-            futureloss = scale * (self._bilinear(target, aa, gfmsg - fmsg) ** 2).mean()
+            pastloss = scale * ((self._left(gmsg - msg, aa) * target).sum(1) ** 2).mean()
+            futureloss = scale * ((self._left(target, aa) * (gfmsg - fmsg)).sum(1) ** 2).mean()
         return qa, (loss + pastloss + futureloss) / 3
 
     def forward(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, meta: dict,

@@ -24,11 +24,13 @@ class MessageBuffer:
         self._allocate(0)
 
     def _allocate(self, capacity: int) -> None:
-        M, C, dev = self.memory_size, self.nclass, self.device
-        self.seq = torch.full((capacity, M), -1, dtype=torch.long, device=dev)
-        self.times = torch.zeros((capacity, M), dtype=torch.long, device=dev)
-        self.values = torch.zeros((capacity, M, C), dtype=self.dtype, device=dev)
-        self.count = torch.zeros(capacity, dtype=torch.long, device=dev)  # items ever stored per video
+        # one extra row at the end: the trash that ``store`` writes dropped items to (no data-dependent
+        # shapes, so no host-device synchronisation); no id ever maps to it
+        M, C, dev, n = self.memory_size, self.nclass, self.device, capacity + 1
+        self.seq = torch.full((n, M), -1, dtype=torch.long, device=dev)
+        self.times = torch.zeros((n, M), dtype=torch.long, device=dev)
+        self.values = torch.zeros((n, M, C), dtype=self.dtype, device=dev)
+        self.count = torch.zeros(n, dtype=torch.long, device=dev)  # items ever stored per video
 
     def to(self, device: torch.device | str) -> "MessageBuffer":
         """Move the stored messages to ``device`` (a no-op when they are already there)."""
@@ -45,18 +47,18 @@ class MessageBuffer:
     def lookup(self, ids: list[str]) -> torch.Tensor:
         """Row of each id (registering unknown ids with an empty FIFO, which reads as zeros)."""
         rows = [self.rows.setdefault(i, len(self.rows)) for i in ids]
-        if len(self.rows) > self.seq.shape[0]:
+        if len(self.rows) > self.seq.shape[0] - 1:
             self._grow(len(self.rows))
         return torch.tensor(rows, dtype=torch.long).to(self.device, non_blocking=True)
 
     def _grow(self, needed: int) -> None:
         old = (self.seq, self.times, self.values, self.count)
-        n = old[0].shape[0]
+        n = old[0].shape[0] - 1  # without the trash row
         self._allocate(max(needed, 2 * n, 64))
-        self.seq[:n], self.times[:n], self.values[:n], self.count[:n] = old
+        self.seq[:n], self.times[:n], self.values[:n], self.count[:n] = (t[:n] for t in old)
 
-    def read(self, rows: torch.Tensor, t0: torch.Tensor, future: bool) -> torch.Tensor:
-        """The past (``t < t0``) or future (``t > t0``) message of each sample, B x C.
+    def read(self, rows: torch.Tensor, t0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The past (``t < t0``) and future (``t > t0``) messages of each sample, two B x C tensors.
 
         Kept items are numbered i = 0, 1, ... from oldest to newest;
         ``msg = w * sum_i c_i k_i m_i / sum_i c_i`` with ``c_i = (1/decay)**i`` and
@@ -65,16 +67,24 @@ class MessageBuffer:
         """
         seq, times, values = self.seq[rows], self.times[rows], self.values[rows]
         d = times - t0.to(self.device).long()[:, None]
-        keep = (seq >= 0) & ((d > 0) if future else (d < 0))
-        # i = how many kept items of the same video are older (smaller insertion number)
-        older = keep[:, None, :] & (seq[:, None, :] < seq[:, :, None])
-        i = older.sum(-1).to(self.dtype)
-        c = torch.where(keep, torch.pow(1.0 / self.memory_decay, i), torch.zeros_like(i))
+        stored = seq >= 0
+        keep = torch.stack([stored & (d < 0), stored & (d > 0)])  # 2 x B x M: past, future
+        if self.memory_decay == 1.0:
+            c = keep.to(self.dtype)  # every c_i is 1 (the experiments' setting): no ranks needed
+        else:
+            # Walk each ring from its oldest slot: i = kept items before this one (an exclusive cumsum).
+            M = self.memory_size
+            oldest_first = ((self.count[rows, None] + torch.arange(M, device=self.device)) % M).expand(2, -1, -1)
+            kept = keep.gather(2, oldest_first).long()
+            i = kept.cumsum(2) - kept
+            c_ring = torch.pow(1.0 / self.memory_decay, i.to(self.dtype)) * kept
+            c = torch.zeros_like(c_ring).scatter_(2, oldest_first, c_ring)
         df = d.to(self.dtype)
         k = torch.exp(-df * df / (2.0 * self.sigma ** 2))
-        num = torch.einsum("bm,bmc->bc", c * k, values)
-        den = c.sum(1, keepdim=True)
-        return self.temporal_weight * num / torch.where(den > 0, den, torch.ones_like(den))
+        den = c.sum(2, keepdim=True)
+        w = c * k / torch.where(den > 0, den, torch.ones_like(den))
+        msg = torch.bmm(w.transpose(0, 1), values)  # B x 2 x C
+        return self.temporal_weight * msg[:, 0], self.temporal_weight * msg[:, 1]
 
     def store(self, rows: torch.Tensor, times: torch.Tensor, values: torch.Tensor, order: torch.Tensor) -> None:
         """Append ``values`` (B x C) at ``times`` in the given order, each FIFO trimmed to ``memory_size``."""
@@ -88,10 +98,10 @@ class MessageBuffer:
         after = self.count[rows] + same.sum(1)
         # only the last M items of a video survive; writing just those makes every (row, slot) unique
         live = seq >= after - M
-        r, s = rows[live], seq[live]
-        self.seq[r, s % M] = s
-        self.times[r, s % M] = times[live]
-        self.values[r, s % M] = values[live]
+        r = torch.where(live, rows, self.seq.shape[0] - 1)
+        self.seq[r, seq % M] = seq
+        self.times[r, seq % M] = times
+        self.values[r, seq % M] = values
         self.count.index_add_(0, rows, torch.ones_like(rows))
 
     def export_rows(self, ids: list[str]) -> dict:
@@ -120,7 +130,7 @@ class MessageBuffer:
         self.rows = {vid: i for i, vid in enumerate(state["ids"])}
         n = len(self.rows)
         self._allocate(n)
-        self.seq[:] = state["seq"].to(self.device)
-        self.times[:] = state["times"].to(self.device)
-        self.values[:] = state["values"].to(self.device, self.dtype)
-        self.count[:] = state["count"].to(self.device)
+        self.seq[:n] = state["seq"].to(self.device)
+        self.times[:n] = state["times"].to(self.device)
+        self.values[:n] = state["values"].to(self.device, self.dtype)
+        self.count[:n] = state["count"].to(self.device)

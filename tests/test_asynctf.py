@@ -31,33 +31,43 @@ def test_buffer_hand_computed():
     k = lambda d: math.exp(-d * d / (2 * sigma ** 2))  # noqa: E731
     r = buf.lookup(["v"])
     # past of t0=25: t=10 (i=0, c=1), t=20 (i=1, c=1/0.5=2); denominator = c only = 3
-    past = buf.read(r, torch.tensor([25]), future=False)
+    past = buf.read(r, torch.tensor([25]))[0]
     assert torch.allclose(past[0], torch.tensor([tw * k(15) / 3, tw * 2 * k(5) / 3]), atol=1e-6)
     # future of t0=25: t=30 alone (i=0, c=1)
-    fut = buf.read(r, torch.tensor([25]), future=True)
+    fut = buf.read(r, torch.tensor([25]))[1]
     assert torch.allclose(fut[0], torch.tensor([tw * k(5), tw * k(5)]), atol=1e-6)
     # strict: at t0=20 the item at 20 is neither past nor future
-    past20 = buf.read(r, torch.tensor([20]), future=False)
+    past20 = buf.read(r, torch.tensor([20]))[0]
     assert torch.allclose(past20[0], torch.tensor([tw * k(10), 0.0]), atol=1e-6)
-    fut20 = buf.read(r, torch.tensor([20]), future=True)
+    fut20 = buf.read(r, torch.tensor([20]))[1]
     assert torch.allclose(fut20[0], torch.tensor([tw * k(10), tw * k(10)]), atol=1e-6)
     # an unknown id reads zeros
-    assert torch.equal(buf.read(buf.lookup(["new"]), torch.tensor([25]), future=False), torch.zeros(1, 2))
+    assert torch.equal(buf.read(buf.lookup(["new"]), torch.tensor([25]))[0], torch.zeros(1, 2))
 
 
 def test_buffer_fifo_trimming_and_persistence():
     buf = MessageBuffer(1, memory_size=2, memory_decay=1.0, sigma=1e6, temporal_weight=1.0)
     for t, m in [(1, 1.0), (2, 2.0)]:  # two separate calls: the buffer persists
         buf.store(buf.lookup(["v"]), torch.tensor([t]), torch.tensor([[m]]), torch.arange(1))
-    read = lambda t0: buf.read(buf.lookup(["v"]), torch.tensor([t0]), future=False)[0, 0].item()  # noqa
+    read = lambda t0: buf.read(buf.lookup(["v"]), torch.tensor([t0]))[0][0, 0].item()  # noqa
     assert read(10) == pytest.approx(1.5)  # mean of 1 and 2 (kernel ~1)
     buf.store(buf.lookup(["v"]), torch.tensor([3]), torch.tensor([[6.0]]), torch.arange(1))
     assert read(10) == pytest.approx(4.0)  # the oldest (1.0) left the FIFO: mean of 2 and 6
     # more items of one video in a batch than memory_size: only the last two in storing order stay
     buf.store(buf.lookup(["w"] * 4), torch.tensor([1, 2, 3, 4]), torch.tensor([[1.], [2.], [4.], [8.]]),
               torch.tensor([3, 0, 2, 1]))  # stored as 8, 1, 4, 2 -> keeps 4 and 2
-    assert buf.read(buf.lookup(["w"]), torch.tensor([100]), future=False)[0, 0].item() == pytest.approx(3.0)
+    assert buf.read(buf.lookup(["w"]), torch.tensor([100]))[0][0, 0].item() == pytest.approx(3.0)
     assert buf.values.shape[1] == 2  # memory stays bounded by memory_size per video
+
+
+def test_buffer_decay_weights_follow_fifo_age_across_the_ring():
+    """memory 2, decay 0.5: after t=1,2,3 the FIFO holds t=2 (oldest, c=1) and t=3 (c=1/0.5=2), though
+    t=3 sits in the ring slot that t=1 had."""
+    buf = MessageBuffer(1, memory_size=2, memory_decay=0.5, sigma=1e6, temporal_weight=1.0)
+    for t, m in [(1, 1.0), (2, 2.0), (3, 4.0)]:
+        buf.store(buf.lookup(["v"]), torch.tensor([t]), torch.tensor([[m]]), torch.arange(1))
+    past = buf.read(buf.lookup(["v"]), torch.tensor([10]))[0][0, 0].item()
+    assert past == pytest.approx((1 * 2.0 + 2 * 4.0) / 3)
 
 
 # -- a direct implementation of SPEC section 4 ------------------------------------------------------
@@ -123,20 +133,24 @@ def random_batches(nbatch, B, C, seed):
         yield a, aa, target, ids, times
 
 
-@pytest.mark.parametrize("training,adjustment,balance,decay", [
-    (True, True, True, 0.8), (True, False, True, 1.0), (True, True, False, 0.9), (False, True, True, 0.8)])
-def test_criterion_matches_slow_reference(tmp_path, training, adjustment, balance, decay):
+@pytest.mark.parametrize("training,adjustment,balance,decay,shared", [
+    (True, True, True, 0.8, False), (True, False, True, 1.0, False), (True, True, False, 0.9, False),
+    (False, True, True, 0.8, False), (True, True, True, 0.8, True), (True, True, True, 1.0, True)])
+def test_criterion_matches_slow_reference(tmp_path, training, adjustment, balance, decay, shared):
+    """``shared``: aa is one matrix expanded over the batch, as the head returns it (the fast path)."""
     o = make_opts(tmp_path, adjustment=adjustment, balanceloss=balance, memory_decay=decay)
     fast, slow = AsyncTFCriterion(o), SlowCriterion(o)
     fast.train(training)
     for a, aa, target, ids, times in random_batches(6, 9, o.nclass, seed=1):
-        a1, aa1 = a.clone().requires_grad_(), aa.clone().requires_grad_()
-        a2, aa2 = a.clone().requires_grad_(), aa.clone().requires_grad_()
-        s1, l1 = fast(a1, aa1, target, {"id": ids, "time": times})
-        s2, l2 = slow(a2, aa2, target, ids, times, training)
+        base = aa[0] if shared else aa
+        a1, aa1 = a.clone().requires_grad_(), base.clone().requires_grad_()
+        a2, aa2 = a.clone().requires_grad_(), base.clone().requires_grad_()
+        expand = (lambda m: m.unsqueeze(0).expand(len(ids), -1, -1)) if shared else (lambda m: m)  # noqa
+        s1, l1 = fast(a1, expand(aa1), target, {"id": ids, "time": times})
+        s2, l2 = slow(a2, expand(aa2), target, ids, times, training)
         assert torch.allclose(s1.double(), s2, atol=1e-5)
         assert l1.item() == pytest.approx(l2.item(), rel=1e-5, abs=1e-6)
-        (l1 * 1.0).backward()
+        l1.backward()
         l2.backward()
         assert torch.allclose(a1.grad.double(), a2.grad, atol=1e-5)
         assert torch.allclose(aa1.grad.double(), aa2.grad, atol=1e-5)
