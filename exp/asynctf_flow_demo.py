@@ -1,0 +1,23 @@
+#!/usr/bin/env python
+"""The flow stream on the embedded demo dataset (CPU, minutes): the demo's RGB settings on the rendered
+optical-flow frames, with resnet18's first convolution widened to 20 channels.  Fuse with the RGB demo:
+
+    python combine_rgb_flow.py cache/asynctf_rgb_demo/epoch_NNN.txt cache/asynctf_flow_demo/epoch_NNN.txt
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from main import experiment  # noqa: E402
+from datasets.demo_render import DEMO_TEST_CSV, ensure_demo_data  # noqa: E402
+from utils.charades_eval import report_against_chance  # noqa: E402
+
+from asynctf_rgb_demo import CACHE, DEMO, FLAGS as RGB_FLAGS  # noqa: E402  (exp/ is on sys.path)
+
+NAME = os.path.splitext(os.path.basename(__file__))[0]
+FLAGS = RGB_FLAGS + ["--name", NAME, "--dataset", "charadesflow", "--data", os.path.join(DEMO, "flow")]
+
+if __name__ == "__main__":
+    ensure_demo_data(DEMO)
+    experiment(FLAGS)
+    report_against_chance(os.path.join(CACHE, NAME), DEMO_TEST_CSV)
