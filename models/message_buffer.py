@@ -122,8 +122,9 @@ class MessageBuffer:
     def state_dict(self) -> dict:
         """Everything needed to restore the buffer exactly (tensors on the CPU)."""
         n = len(self.rows)
-        return {"ids": list(self.rows), "seq": self.seq[:n].cpu(), "times": self.times[:n].cpu(),
-                "values": self.values[:n].cpu(), "count": self.count[:n].cpu()}
+        # clone: a saved slice would drag the whole over-allocated storage into the file
+        return {"ids": list(self.rows), "seq": self.seq[:n].cpu().clone(), "times": self.times[:n].cpu().clone(),
+                "values": self.values[:n].cpu().clone(), "count": self.count[:n].cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a buffer saved by ``state_dict`` (onto the current device)."""

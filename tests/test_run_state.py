@@ -1,0 +1,35 @@
+"""The compact run-state format: every stored value comes back unchanged, and it is compact."""
+import os
+
+import torch
+
+import opts as options
+from checkpoints.run_state import compact_buffer, expand_buffer, load_run_state, save_run_state
+from models.asynctf import AsyncTFCriterion
+
+
+def test_compact_round_trip_is_exact():
+    g = torch.Generator().manual_seed(0)
+    targets = {"ids": ["a", "b"], "seq": torch.tensor([[0, 1], [-1, -1]]), "times": torch.tensor([[5, 9], [0, 0]]),
+               "values": (torch.rand(2, 2, 157, generator=g) < 0.1).float(), "count": torch.tensor([2, 0])}
+    packed = compact_buffer(targets)
+    assert packed["values"].numel() * packed["values"].element_size() == -(-2 * 2 * 157 // 8)  # one bit each
+    assert packed["times"].dtype == torch.int32
+    back = expand_buffer(packed)
+    for k in ("seq", "times", "values", "count"):
+        assert torch.equal(back[k], targets[k]) and back[k].dtype == targets[k].dtype, k
+    messages = dict(targets, values=torch.rand(2, 2, 157, generator=g))  # not 0/1: stored as they are
+    assert torch.equal(expand_buffer(compact_buffer(messages))["values"], messages["values"])
+
+
+def test_state_file_holds_only_live_rows(tmp_path):
+    o = options.parse(["--cache-dir", str(tmp_path), "--memory-size", "4"])
+    crit = AsyncTFCriterion(o)
+    ids = [f"v{i}" for i in range(70)]  # the buffer over-allocates (capacity 128) as it grows
+    crit.messages.store(crit.messages.lookup(ids), torch.arange(70), torch.rand(70, 157), torch.arange(70))
+    ref = save_run_state(str(tmp_path), 1, crit)
+    assert ref["bytes"] < 70 * 4 * 157 * 4 * 1.3  # ~ the live float32 messages, not the whole capacity
+    crit2 = AsyncTFCriterion(o)
+    assert load_run_state(ref, str(tmp_path), crit2)
+    assert torch.equal(crit2.messages.values[:70], crit.messages.values[:70])
+    assert os.path.isfile(tmp_path / ref["file"])
