@@ -62,7 +62,8 @@ def restore(opts: argparse.Namespace, net: torch.nn.Module, criterion, optimizer
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Run training (or ``--evaluate``) and return the last epoch's metrics."""
+    """Run training (or ``--evaluate``) and return the last epoch's metrics (and ``cache``, the run's
+    directory)."""
     opts = options.parse(argv)
     distributed.init(opts)
     main_process = distributed.is_main(opts)
@@ -86,12 +87,12 @@ def main(argv: list[str] | None = None) -> dict:
     if opts.evaluate:
         val = train.validate(val_loader, model, criterion, opts.start_epoch - 1, opts)
         video = train.validate_video(video_loader, model, criterion, opts.start_epoch - 1, opts)
-        return {"top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"]}
+        return {"cache": opts.cache, "top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"]}
     if opts.plot:
         import plot_results  # numpy only at import; matplotlib loads at the first figure
         plot_results.require_matplotlib()  # fail now, not after the first epoch
 
-    metrics: dict = {}
+    metrics: dict = {"cache": opts.cache}
     for epoch in range(opts.start_epoch, opts.epochs):
         start = time.time()
         lr = train.adjust_learning_rate(opts, optimizer, epoch)
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         tr = train.train(train_loader, model, criterion, optimizer, epoch, opts, scaler)
         val = train.validate(val_loader, model, criterion, epoch, opts)
         video = train.validate_video(video_loader, model, criterion, epoch, opts)
-        metrics = {"top1train": tr["top1"], "top5train": tr["top5"], "top1val": val["top1"],
+        metrics = {"cache": opts.cache, "top1train": tr["top1"], "top5train": tr["top5"], "top1val": val["top1"],
                    "top5val": val["top5"], "mAP": video["mAP"], "videoprec1": video["prec1"],
                    "videoprec5": video["prec5"], "loss": tr["loss"]}
         is_best = video["mAP"] > best_mAP

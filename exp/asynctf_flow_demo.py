@@ -19,5 +19,5 @@ FLAGS = RGB_FLAGS + ["--name", NAME, "--dataset", "charadesflow", "--data", os.p
 
 if __name__ == "__main__":
     ensure_demo_data(DEMO)
-    experiment(FLAGS)
-    report_against_chance(os.path.join(CACHE, NAME), DEMO_TEST_CSV)
+    run = experiment(FLAGS)
+    report_against_chance(run["cache"], DEMO_TEST_CSV)

@@ -23,9 +23,9 @@ FLAGS = [
     "--name", NAME, "--cache-dir", CACHE,
     "--dataset", "charadesrgb", "--data", os.path.join(DEMO, "rgb"),
     "--train-file", DEMO_TRAIN_CSV, "--val-file", DEMO_TEST_CSV,
-    "--arch", "resnet18", "--inputsize", "64", "--device", "cpu", "--workers", "2",
-    "--epochs", "6", "--lr", "0.05", "--lr-decay-rate", "4", "--batch-size", "32", "--print-freq", "20",
-    "--train-size", "1.0", "--val-size", "0.25", "--localize",
+    "--arch", "resnet18", "--inputsize", "32", "--device", "cpu", "--workers", "2",
+    "--epochs", "20", "--lr", "0.05", "--lr-decay-rate", "14", "--batch-size", "32",
+    "--weight-decay", "5e-4", "--train-size", "1.0", "--val-size", "0.05", "--print-freq", "20", "--localize",
     "--nhidden", "3", "--temporal-weight", "0.03", "--temporalloss-weight", "1.2",
     "--memory-decay", "1.0", "--memory-size", "20", "--sigma", "300",
     "--adjustment", "--originalloss-weight", "15", "--balanceloss", "--window-smooth", "1",
@@ -33,5 +33,5 @@ FLAGS = [
 
 if __name__ == "__main__":
     ensure_demo_data(DEMO)
-    experiment(FLAGS)
-    report_against_chance(os.path.join(CACHE, NAME), DEMO_TEST_CSV)
+    run = experiment(FLAGS)
+    report_against_chance(run["cache"], DEMO_TEST_CSV)

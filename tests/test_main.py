@@ -42,7 +42,7 @@ def test_smoke_run_writes_all_files(tmp_path):
     # --evaluate with the checkpoint: validate + validate_video only (rewrites epoch_002.txt)
     before = (cache / "model.pth.tar").stat().st_mtime_ns
     out = main.main(fake_flags(tmp_path) + ["--evaluate", "--resume", str(cache / "model.pth.tar")])
-    assert set(out) == {"top1val", "top5val", "mAP"}
+    assert set(out) == {"cache", "top1val", "top5val", "mAP"}
     assert (cache / "model.pth.tar").stat().st_mtime_ns == before
     assert log in (cache / "log.txt").read_text()  # appended, not overwritten
 
