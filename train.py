@@ -53,6 +53,16 @@ def prepare(batch, loader, opts: argparse.Namespace):
     return inputs, target, meta
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None) -> None:
+    """One SGD step (through the fp16 gradient scaler when there is one), then clear the gradients."""
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def forward(model, inputs: torch.Tensor, opts: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
     """The network under autocast when ``--amp``; the criterion is called outside it, in fp32."""
     dtype = amp_dtype(opts)
@@ -79,12 +89,7 @@ def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.
         if training:
             (scaler.scale(loss) if scaler else loss).backward()
             if i % opts.accum_grad == opts.accum_grad - 1:
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer_step(optimizer, scaler)
         n = inputs.shape[0]
         prec1, prec5 = precision_at_k(scores.detach(), target)
         meters["loss"].update(loss.detach(), n)

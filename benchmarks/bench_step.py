@@ -98,12 +98,7 @@ def full_step(model, criterion, optimizer, batch, o, scaler=None):
     a, aa = train.forward(model, inputs, o)
     scores, loss = criterion(a, aa, target, meta)
     (scaler.scale(loss) if scaler else loss).backward()
-    if scaler:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    train.optimizer_step(optimizer, scaler)
     return precision_at_k(scores.detach(), target), loss.detach()
 
 
@@ -112,12 +107,7 @@ def bare_step(model, criterion, optimizer, batch, o, scaler=None):
     a, _ = train.forward(model, inputs, o)
     loss = F.binary_cross_entropy_with_logits(a.float(), target)
     (scaler.scale(loss) if scaler else loss).backward()
-    if scaler:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    train.optimizer_step(optimizer, scaler)
     return loss.detach()
 
 
