@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", **switch, help="torch.compile the model (not the criterion)")
     p.add_argument("--fast-loader", **switch,
                    help="reduced-size JPEG decoding, uint8 samples, colour jitter and normalisation per batch")
+    p.add_argument("--gpu-decode", **switch,
+                   help="RGB: workers only read the JPEG bytes; decode (nvJPEG), crop, resize, jitter and "
+                        "normalisation per batch on --device (meant for CUDA)")
     # distributed (torchrun sets RANK/WORLD_SIZE/MASTER_ADDR; these are the original's flags)
     p.add_argument("--world-size", default=1, type=int)
     p.add_argument("--dist-url", default="env://")

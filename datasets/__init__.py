@@ -4,7 +4,8 @@ Every dataset module exposes ``get(opts) -> (train, val, val_video)``: three ``t
 items are ``(input, target, meta)`` with ``target`` a float multi-hot vector of ``nclass`` and
 ``meta = {'id': str, 'time': int}``, and whose attribute ``video_ids`` lists each item's video id in
 item order (cheap, no decoding) so that val_video can be batched one whole video at a time.
-A dataset may also carry ``batch_transform``: work done per batch on the device (``train.prepare``).
+A dataset may also carry ``batch_transform``: work done per batch on the device (``train.prepare``), and
+``collate_fn``: how its items make a batch (default: ``torch``'s default collate).
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def get_dataset(opts: argparse.Namespace) -> tuple[DataLoader, DataLoader, DataL
     if opts.workers > 0:  # workers stay up between epochs; safe because every item carries its seed
         common.update(persistent_workers=True, prefetch_factor=4)
     frames = lambda ds, seed: DataLoader(  # noqa: E731
-        SeededDataset(ds), batch_size=opts.batch_size,
+        SeededDataset(ds), batch_size=opts.batch_size, collate_fn=getattr(ds, "collate_fn", None),
         sampler=EpochSampler(len(ds), True, seed, rank, world), **common)
     return (frames(train, opts.manual_seed), frames(val, opts.manual_seed + 1),
-            DataLoader(val_video, batch_sampler=VideoBatchSampler(val_video.video_ids, rank, world), **common))
+            DataLoader(val_video, batch_sampler=VideoBatchSampler(val_video.video_ids, rank, world),
+                       collate_fn=getattr(val_video, "collate_fn", None), **common))

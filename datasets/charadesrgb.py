@@ -85,6 +85,9 @@ class CharadesRGB(CharadesFrames):
 def get(opts: argparse.Namespace) -> tuple[CharadesRGB, CharadesRGB, CharadesRGB]:
     """train, val, val_video datasets of ``opts.data`` with ``opts.train_file`` / ``opts.val_file``."""
     train, val, val_video = charades_index.load_splits(opts, modality="rgb", span=1)
+    if getattr(opts, "gpu_decode", False):  # workers read bytes; decoding and the rest per batch on the device
+        from datasets import device_decode  # imported here: it imports this module
+        return device_decode.get_datasets(opts, train, val, val_video)
     if getattr(opts, "fast_loader", False):  # uint8 samples; jitter + normalisation per batch on the device
         from datasets import fast_frames  # imported here: it imports this module
         return fast_frames.get_datasets(opts, train, val, val_video)

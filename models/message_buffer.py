@@ -58,33 +58,36 @@ class MessageBuffer:
         self.seq[:n], self.times[:n], self.values[:n], self.count[:n] = (t[:n] for t in old)
 
     def read(self, rows: torch.Tensor, t0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The past (``t < t0``) and future (``t > t0``) messages of each sample, two B x C tensors.
+        """The past (``t < t0``) and future (``t > t0``) messages of each sample, two B x C tensors."""
+        return self.read_joint(rows, t0).chunk(2, 1)
+
+    def read_joint(self, rows: torch.Tensor, t0: torch.Tensor) -> torch.Tensor:
+        """``[past | future]`` message of each sample, B x 2C (one product for both directions).
 
         Kept items are numbered i = 0, 1, ... from oldest to newest;
         ``msg = w * sum_i c_i k_i m_i / sum_i c_i`` with ``c_i = (1/decay)**i`` and
         ``k_i = exp(-(t_i - t0)**2 / (2 sigma**2))``.  The denominator holds only the ``c_i``: that is the
         published behaviour (the kernel is not normalised), kept on purpose.
         """
-        seq, times, values = self.seq[rows], self.times[rows], self.values[rows]
+        seq, times, values = (x.index_select(0, rows) for x in (self.seq, self.times, self.values))
         d = times - t0.to(self.device).long()[:, None]
         stored = seq >= 0
-        keep = torch.stack([stored & (d < 0), stored & (d > 0)])  # 2 x B x M: past, future
+        keep = torch.stack([stored & (d < 0), stored & (d > 0)], 1)  # B x 2 x M: past, future
         if self.memory_decay == 1.0:
             c = keep.to(self.dtype)  # every c_i is 1 (the experiments' setting): no ranks needed
         else:
             # Walk each ring from its oldest slot: i = kept items before this one (an exclusive cumsum).
             M = self.memory_size
-            oldest_first = ((self.count[rows, None] + torch.arange(M, device=self.device)) % M).expand(2, -1, -1)
-            kept = keep.gather(2, oldest_first).long()
+            oldest_first = ((self.count[rows, None] + torch.arange(M, device=self.device)) % M)[:, None]
+            kept = keep.gather(2, oldest_first.expand(-1, 2, -1)).long()
             i = kept.cumsum(2) - kept
             c_ring = torch.pow(1.0 / self.memory_decay, i.to(self.dtype)) * kept
-            c = torch.zeros_like(c_ring).scatter_(2, oldest_first, c_ring)
+            c = torch.zeros_like(c_ring).scatter_(2, oldest_first.expand(-1, 2, -1), c_ring)
         df = d.to(self.dtype)
         k = torch.exp(-df * df / (2.0 * self.sigma ** 2))
-        den = c.sum(2, keepdim=True)
-        w = c * k / torch.where(den > 0, den, torch.ones_like(den))
-        msg = torch.bmm(w.transpose(0, 1), values)  # B x 2 x C
-        return self.temporal_weight * msg[:, 0], self.temporal_weight * msg[:, 1]
+        # the sum of the c_i is 0 (nothing kept: c is all zero) or at least c_0 = 1
+        w = c * (k[:, None] * self.temporal_weight) / c.sum(2, keepdim=True).clamp(min=1)
+        return torch.bmm(w, values).view(-1, 2 * self.nclass)
 
     def store(self, rows: torch.Tensor, times: torch.Tensor, values: torch.Tensor, order: torch.Tensor) -> None:
         """Append ``values`` (B x C) at ``times`` in the given order, each FIFO trimmed to ``memory_size``."""
@@ -94,15 +97,16 @@ class MessageBuffer:
         same = rows[:, None] == rows[None, :]
         # position of each item among this batch's items of the same video, in storing order
         occ = torch.tril(same, diagonal=-1).sum(1)
-        seq = self.count[rows] + occ
-        after = self.count[rows] + same.sum(1)
+        total = same.sum(1)
+        before = self.count[rows]
+        seq = before + occ
         # only the last M items of a video survive; writing just those makes every (row, slot) unique
-        live = seq >= after - M
-        r = torch.where(live, rows, self.seq.shape[0] - 1)
-        self.seq[r, seq % M] = seq
-        self.times[r, seq % M] = times
-        self.values[r, seq % M] = values
-        self.count.index_add_(0, rows, torch.ones_like(rows))
+        r = torch.where(occ >= total - M, rows, self.seq.shape[0] - 1)
+        slot = seq % M
+        self.seq[r, slot] = seq
+        self.times[r, slot] = times
+        self.values[r, slot] = values
+        self.count[rows] = before + total  # duplicates of a row all write the same value
 
     def export_rows(self, ids: list[str]) -> dict:
         """The FIFOs of ``ids`` (CPU tensors), to hand to other processes."""

@@ -213,3 +213,33 @@ def test_criterion_state_round_trip(tmp_path):
         s1, l1 = c1(a, aa, target, {"id": ids, "time": times})
         s2, l2 = c2(a, aa, target, {"id": ids, "time": times})
         assert torch.equal(s1, s2) and torch.equal(l1, l2)
+
+
+def test_shared_aa_reaches_the_head_weights_like_a_per_sample_aa(tmp_path):
+    """The fast path takes the matrix behind the head's expanded ``aa``; its gradients to mAAa / mAAb
+    (and to a view that is not the whole base, which must fall back to ``aa[0]``) equal those of the
+    batched equations on a materialised B x C x C copy."""
+    o = make_opts(tmp_path)
+    a, _, target, ids, times = next(random_batches(1, 9, o.nclass, seed=3))
+    a = a.float()
+    grads = []
+    for how in ("head", "materialised", "view of a larger base"):
+        torch.manual_seed(0)
+        head, crit = AsyncTFBase(4, o.nclass, o.nhidden), AsyncTFCriterion(o).train()
+        _, aa = head(torch.ones(len(ids), 4))
+        if how == "materialised":
+            aa = aa.contiguous()
+            assert crit.shared_matrix(aa) is aa
+        elif how == "view of a larger base":
+            big = torch.zeros(o.nclass + 1, o.nclass + 1)
+            big = big + F.pad(aa[0], (0, 1, 0, 1))
+            aa = big[:o.nclass, :o.nclass].unsqueeze(0).expand(len(ids), -1, -1)
+        else:
+            assert crit.shared_matrix(aa).dim() == 2
+        for _ in range(2):  # the second batch reads the first one's messages
+            _, loss = crit(a, aa, target, {"id": ids, "time": times})
+        loss.backward()
+        grads.append(torch.cat([head.mAAa.weight.grad.flatten(), head.mAAb.weight.grad.flatten()]))
+    assert grads[0].abs().sum() > 0
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+    assert torch.allclose(grads[0], grads[2], rtol=1e-5, atol=1e-7)

@@ -163,7 +163,8 @@ def test_bad_frames_raise_frame_error_naming_the_file(tmp_path, frames):
                 transform(str(tmp_path / name))
 
 
-def test_fast_loader_wiring(tmp_path):
+def tiny_rgb_dataset(tmp_path) -> list[str]:
+    """One 12-frame 40x30 video under ``tmp_path``; returns the flags of a CPU run on it (16 px input)."""
     root = tmp_path / "rgb" / "AAA01"
     os.makedirs(root)
     for f in range(1, 13):
@@ -171,9 +172,13 @@ def test_fast_loader_wiring(tmp_path):
     (tmp_path / "ann.csv").write_text(
         "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
         'AAA01,S01,Kitchen,6,7,Yes,x,y,z,"c001 0.0 0.3",0.5\n')
-    argv = ["--data", str(tmp_path / "rgb"), "--train-file", str(tmp_path / "ann.csv"), "--val-file",
+    return ["--data", str(tmp_path / "rgb"), "--train-file", str(tmp_path / "ann.csv"), "--val-file",
             str(tmp_path / "ann.csv"), "--nclass", "5", "--inputsize", "16", "--test-frames", "4",
             "--workers", "0", "--batch-size", "2", "--device", "cpu", "--cache-dir", str(tmp_path / "cache")]
+
+
+def test_fast_loader_wiring(tmp_path):
+    argv = tiny_rgb_dataset(tmp_path)
     opts = opts_module.parse(argv + ["--fast-loader"])
     plain = charadesrgb.get(opts_module.parse(argv))
     assert not any(hasattr(ds, "batch_transform") for ds in plain)  # the default path is unchanged
