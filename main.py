@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
                     log.warning("could not refresh curves.png: %s", err)
         log.info("epoch %d done: train prec@1 %.2f, val prec@1 %.2f, video mAP %.4f (best %.4f)", epoch + 1,
                  tr["top1"], val["top1"], video["mAP"], best_mAP)
+    distributed.shutdown()
     return metrics
 
 

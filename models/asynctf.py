@@ -15,44 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.field import field_loss
 from models.message_buffer import MessageBuffer
 
 SYNCHRONOUS_PASSES = 1 + 5  # val_video: one pass to fill the buffer, five to let messages settle
-
-
-class _FieldBCE(torch.autograd.Function):
-    """``BCE(qa, t) + w * BCE(sa, t)`` (means), the gradient of ``qa`` scaled element-wise by ``scale``.
-
-    One autograd node for SPEC 4 steps 3-4.  The values are those of ``F.binary_cross_entropy``: its
-    elementwise formula (logs clamped at -100) in vectorised ops, ~3x faster than its CPU kernel, and its
-    backward formula, so gradients equal autograd's to the bit."""
-
-    @staticmethod
-    def forward(ctx, qa: torch.Tensor, sa: torch.Tensor, t: torch.Tensor, w: float,
-                scale: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(qa, sa, t, scale)
-        ctx.w = w
-
-        def bce(p: torch.Tensor) -> torch.Tensor:
-            return ((t - 1) * torch.log1p(-p).clamp(min=-100) - t * p.log().clamp(min=-100)).mean()
-        return bce(qa) + w * bce(sa)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        qa, sa, t, scale = ctx.saved_tensors
-        g = g / t.numel()
-
-        def grad(p: torch.Tensor) -> torch.Tensor:
-            return (p - t) / ((1 - p) * p).clamp(min=1e-12) * g
-        gq = grad(qa)
-        return (gq if scale is None else gq * scale), grad(sa) * ctx.w, None, None, None
-
-
-def field_bce(qa: torch.Tensor, sa: torch.Tensor, t: torch.Tensor, w: float,
-              scale: torch.Tensor | None = None) -> torch.Tensor:
-    """``BCE(qa, t) + w * BCE(sa, t)``; the gradient of each ``qa`` is scaled by ``scale`` (the balance of
-    SPEC 4 step 3: the forward value is the plain BCE)."""
-    return _FieldBCE.apply(qa, sa, t, w, scale)
 
 
 class AsyncTFBase(nn.Module):
@@ -138,25 +104,6 @@ class AsyncTFCriterion(nn.Module):
             return base  # every aa[b] is this very matrix: gradients reach it without the expand
         return aa[0]
 
-    # Both products of the field with aa are done with one stacked matrix [aa ; aa^T] (2C x C):
-    #   [msg | fmsg] @ [aa ; aa^T] = msg^T aa + (aa fmsg)^T        (the field, step 2)
-    #   target @ [aa ; aa^T]^T    = [(aa target)^T | target^T aa]  (the adjustment terms, step 6)
-    # Per-sample aa (B x C x C) takes the same equations batched.
-    @staticmethod
-    def _field(a: torch.Tensor, msg2: torch.Tensor, aa: torch.Tensor) -> torch.Tensor:
-        """``q_k = a_k + sum_j aa[j,k] msg_j + sum_j aa[k,j] fmsg_j`` with ``msg2 = [msg | fmsg]``."""
-        if aa.dim() == 2:
-            return torch.addmm(a, msg2, torch.cat([aa, aa.T]))
-        msg, fmsg = msg2.chunk(2, 1)
-        return a + torch.einsum("bj,bjk->bk", msg, aa) + torch.einsum("bkj,bj->bk", aa, fmsg)
-
-    @staticmethod
-    def _target_terms(target: torch.Tensor, aa: torch.Tensor) -> torch.Tensor:
-        """``[aa target | target^T aa]``, B x 2C."""
-        if aa.dim() == 2:
-            return target @ torch.cat([aa, aa.T]).T
-        return torch.cat([torch.einsum("bkj,bj->bk", aa, target), torch.einsum("bj,bjk->bk", target, aa)], 1)
-
     def smooth(self, scores: torch.Tensor) -> torch.Tensor:
         """Row m becomes the mean of rows ``max(0, m-w) .. min(B-1, m+w)`` (a video in time order)."""
         w, B = self.window_smooth, scores.shape[0]
@@ -171,30 +118,21 @@ class AsyncTFCriterion(nn.Module):
     def _pass(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, ids: list[str],
               times: torch.Tensor, generator: torch.Generator, local: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        sa = torch.sigmoid(a)
-        gids, gtimes, gvalues, gtarget = self._global(ids, times, sa.detach(), target, local=local)
+        gids, gtimes, gvalues, gtarget = self._global(ids, times, torch.sigmoid(a.detach()), target, local=local)
         self.messages.to(a.device)
         rows = self.messages.lookup(ids)
-        msg2 = self.messages.read_joint(rows, times)  # [msg | fmsg], B x 2C, read before storing
-        qa = torch.sigmoid(self._field(a, msg2, aa))
-        scale = self._balance(target, gtarget) if self.training and self.balanceloss else None
-        loss = field_bce(qa, sa, target, self.originalloss_weight, scale)
-
-        grows = rows if gids is ids else self.messages.lookup(gids)
+        msg2 = self.messages.read_joint(rows, times)  # [msg | fmsg], read before storing
         order = torch.randperm(len(gids), generator=generator)
-        self.messages.store(grows, gtimes, gvalues, order)
-        if not (self.training and self.adjustment):
-            return qa, (loss / 3 if self.training else loss)
-
-        self.targets.to(a.device)
-        gtrows = self.targets.lookup(gids)
-        self.targets.store(gtrows, gtimes, gtarget, order)
-        trows = gtrows if gids is ids else self.targets.lookup(ids)
-        g2 = self.targets.read_joint(trows, times)  # [gmsg | gfmsg], read after storing
-        # per sample: [(gmsg-msg)^T aa target, target^T aa (gfmsg-fmsg)]
-        terms = ((g2 - msg2) * self._target_terms(target, aa)).view(-1, 2, self.nclass).sum(2)
-        adjust = (0.5 * self.temporalloss_weight / self.nclass ** 2) * terms.square().mean(0).sum()
-        return qa, (loss + adjust) / 3
+        self.messages.store(rows if gids is ids else self.messages.lookup(gids), gtimes, gvalues, order)
+        g2 = None
+        if self.training and self.adjustment:
+            self.targets.to(a.device)
+            grows = self.targets.lookup(gids)
+            self.targets.store(grows, gtimes, gtarget, order)
+            g2 = self.targets.read_joint(grows if gids is ids else self.targets.lookup(ids), times)  # after storing
+        scale = self._balance(target, gtarget) if self.training and self.balanceloss else None
+        return field_loss(a, aa, msg2, target, g2, scale, self.originalloss_weight,
+                          0.5 * self.temporalloss_weight / self.nclass ** 2, 3.0 if self.training else 1.0)
 
     def forward(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, meta: dict,
                 synchronous: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

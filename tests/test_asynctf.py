@@ -135,7 +135,8 @@ def random_batches(nbatch, B, C, seed):
 
 @pytest.mark.parametrize("training,adjustment,balance,decay,shared", [
     (True, True, True, 0.8, False), (True, False, True, 1.0, False), (True, True, False, 0.9, False),
-    (False, True, True, 0.8, False), (True, True, True, 0.8, True), (True, True, True, 1.0, True)])
+    (False, True, True, 0.8, False), (True, True, True, 0.8, True), (True, True, True, 1.0, True),
+    (True, False, False, 1.0, True), (False, True, True, 0.9, True)])
 def test_criterion_matches_slow_reference(tmp_path, training, adjustment, balance, decay, shared):
     """``shared``: aa is one matrix expanded over the batch, as the head returns it (the fast path)."""
     o = make_opts(tmp_path, adjustment=adjustment, balanceloss=balance, memory_decay=decay)

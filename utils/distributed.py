@@ -29,6 +29,14 @@ def init(opts: argparse.Namespace) -> None:
         dist.init_process_group(backend, init_method=opts.dist_url)
 
 
+def shutdown() -> None:
+    """Leave the process group once every rank is done: a rank that exits while another still has gloo
+    connections open can abort it at interpreter exit ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def active() -> bool:
     """Whether this process is one of several."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -1,0 +1,103 @@
+"""The AsyncTF field and its loss (SPEC section 4, steps 2-4 and 6), given the messages.
+
+``field_loss(a, aa, msg2, target, ...) -> (qa, loss)`` with ``msg2 = [msg | fmsg]`` and, for the
+adjustment, ``g2 = [gmsg | gfmsg]`` (B x 2C each):
+
+    q       = a + msg^T aa + aa fmsg,   qa = sigmoid(q)
+    loss    = BCE(qa, target) + originalloss_weight * BCE(sigmoid(a), target)      (means)
+    terms_b = [(gmsg-msg)_b^T aa target_b,  target_b^T aa (gfmsg-fmsg)_b]
+    loss   += adjust_weight * sum over both terms of mean_b(terms_b^2)  (adjust_weight = 0.5 w_t / C^2)
+    loss   /= divisor                                                  (3 in training, 1 otherwise)
+
+and the balance: the gradient reaching ``qa`` is scaled element-wise by ``scale``.
+
+Both products with ``aa`` use the stacked matrix ``[aa ; aa^T]`` (2C x C):
+``[msg | fmsg] @ [aa ; aa^T] = msg^T aa + (aa fmsg)^T`` and
+``target @ [aa ; aa^T]^T = [(aa target)^T | target^T aa]``.
+
+When ``aa`` is the head's one C x C matrix, all of it is a single autograd node with its backward written
+out (below): ~20 recorded ops fewer, which on a CPU is most of the criterion's cost.  A per-sample
+``aa`` (B x C x C) takes the same equations through autograd.  Both are checked against a direct
+per-sample implementation in tests/test_asynctf.py.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+BCE_EPS = 1e-12  # binary_cross_entropy_backward's clamp of p (1 - p)
+
+
+def _bce(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``F.binary_cross_entropy(p, t)`` (mean): its elementwise formula, logs clamped at -100, in
+    vectorised ops (~3x faster than its CPU kernel)."""
+    return ((t - 1) * torch.log1p(-p).clamp(min=-100) - t * p.log().clamp(min=-100)).mean()
+
+
+def _bce_logit_grad(p: torch.Tensor, t: torch.Tensor, g: torch.Tensor | float) -> torch.Tensor:
+    """Gradient w.r.t. the logit of ``p = sigmoid(logit)`` of ``g * sum BCE(p, t)``: the BCE backward's
+    formula ``(p - t) / max(p (1 - p), eps)``, then the sigmoid's ``p (1 - p)``, as autograd chains them."""
+    return (p - t) / ((1 - p) * p).clamp(min=BCE_EPS) * g
+
+
+class _SharedField(torch.autograd.Function):
+    """``field_loss`` for one C x C ``aa``: forward and backward written out."""
+
+    @staticmethod
+    def forward(ctx, a, aa, sa, msg2, target, g2, scale, originalloss_weight, adjust_weight, divisor):
+        stacked = torch.cat([aa, aa.T])
+        qa = torch.sigmoid(torch.addmm(a, msg2, stacked))
+        loss = _bce(qa, target) + originalloss_weight * _bce(sa, target)
+        diff = terms = None
+        if g2 is not None:
+            diff = g2 - msg2
+            terms = (diff * (target @ stacked.T)).view(len(a), 2, -1).sum(2)
+            loss = loss + adjust_weight * terms.square().mean(0).sum()
+        ctx.save_for_backward(qa, sa, msg2, target, scale, diff, terms)
+        ctx.consts = (originalloss_weight, adjust_weight, divisor)
+        ctx.mark_non_differentiable(qa)
+        return qa, loss / divisor
+
+    @staticmethod
+    def backward(ctx, _, g):
+        qa, sa, msg2, target, scale, diff, terms = ctx.saved_tensors
+        originalloss_weight, adjust_weight, divisor = ctx.consts
+        g = g / divisor
+        gbce = g / target.numel()  # the BCE means
+        # dL/dq: BCE backward (times the balance scale), then the sigmoid's
+        gq = _bce_logit_grad(qa, target, gbce)
+        if scale is not None:
+            gq = gq * scale
+        gq = gq * (qa * (1 - qa))
+        # q = a + ..., and the original term's sigmoid(a)
+        ga = gq + _bce_logit_grad(sa, target, gbce * originalloss_weight) * (sa * (1 - sa))
+        gstacked = msg2.T @ gq  # q = a + msg2 @ stacked
+        if terms is not None:
+            # d/dterms of w * sum mean_b(terms^2) = 2 w terms / B; terms = sum over C of diff * (target @ stacked^T)
+            gterms = terms * (2 * adjust_weight * g / len(terms))
+            gproj = (diff.view(len(terms), 2, -1) * gterms[..., None]).view(len(terms), -1)
+            gstacked = torch.addmm(gstacked, gproj.T, target)
+        C = gstacked.shape[1]
+        return ga, gstacked[:C] + gstacked[C:].T, None, None, None, None, None, None, None, None
+
+
+def field_loss(a: torch.Tensor, aa: torch.Tensor, msg2: torch.Tensor, target: torch.Tensor,
+               g2: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+               originalloss_weight: float = 0.0, adjust_weight: float = 0.0,
+               divisor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores ``qa`` (B x C, no gradient) and the loss of the equations above.  ``aa``: C x C (shared by
+    the batch) or B x C x C; ``g2``: None without the adjustment; ``scale``: None without the balance."""
+    if aa.dim() == 2:
+        sa = torch.sigmoid(a.detach())
+        return _SharedField.apply(a, aa, sa, msg2, target, g2, scale, originalloss_weight, adjust_weight, divisor)
+    msg, fmsg = msg2.chunk(2, 1)
+    q = a + torch.einsum("bj,bjk->bk", msg, aa) + torch.einsum("bkj,bj->bk", aa, fmsg)
+    qa = torch.sigmoid(q)
+    scaled = qa if scale is None else qa.detach() + (qa - qa.detach()) * scale  # forward unchanged
+    loss = F.binary_cross_entropy(scaled, target) + \
+        originalloss_weight * F.binary_cross_entropy(torch.sigmoid(a), target)
+    if g2 is not None:
+        projected = torch.cat([torch.einsum("bkj,bj->bk", aa, target), torch.einsum("bj,bjk->bk", target, aa)], 1)
+        terms = ((g2 - msg2) * projected).view(len(a), 2, -1).sum(2)
+        loss = loss + adjust_weight * terms.square().mean(0).sum()
+    return qa.detach(), loss / divisor
