@@ -102,7 +102,7 @@ class AsyncTFCriterion(nn.Module):
         if (base is not None and base.shape == aa.shape[1:] and base.stride() == aa.stride()[1:]
                 and base.storage_offset() == aa.storage_offset() and base.dtype == aa.dtype):
             return base  # every aa[b] is this very matrix: gradients reach it without the expand
-        return aa[0]
+        return aa[0]  # exact too (e.g. under torch.compile, whose outputs lose their view base)
 
     def smooth(self, scores: torch.Tensor) -> torch.Tensor:
         """Row m becomes the mean of rows ``max(0, m-w) .. min(B-1, m+w)`` (a video in time order)."""

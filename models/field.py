@@ -44,7 +44,9 @@ class _SharedField(torch.autograd.Function):
     """``field_loss`` for one C x C ``aa``: forward and backward written out."""
 
     @staticmethod
-    def forward(ctx, a, aa, sa, msg2, target, g2, scale, originalloss_weight, adjust_weight, divisor):
+    def forward(ctx, a: torch.Tensor, aa: torch.Tensor, sa: torch.Tensor, msg2: torch.Tensor, target: torch.Tensor,
+                g2: torch.Tensor | None, scale: torch.Tensor | None, originalloss_weight: float,
+                adjust_weight: float, divisor: float) -> tuple[torch.Tensor, torch.Tensor]:
         stacked = torch.cat([aa, aa.T])
         qa = torch.sigmoid(torch.addmm(a, msg2, stacked))
         loss = _bce(qa, target) + originalloss_weight * _bce(sa, target)
@@ -59,7 +61,7 @@ class _SharedField(torch.autograd.Function):
         return qa, loss / divisor
 
     @staticmethod
-    def backward(ctx, _, g):
+    def backward(ctx, _: torch.Tensor, g: torch.Tensor) -> tuple:
         qa, sa, msg2, target, scale, diff, terms = ctx.saved_tensors
         originalloss_weight, adjust_weight, divisor = ctx.consts
         g = g / divisor
