@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     net, criterion, optimizer = create_model(opts)
     train_loader, val_loader, video_loader = get_dataset(opts)
     best_mAP, best_state = restore(opts, net, criterion, optimizer) if opts.resume else (0.0, None)
+    net = distributed.sync_batchnorm(net, opts)  # same state_dict keys: checkpoints are unchanged
     if opts.channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = torch.compile(net) if opts.compile else net

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--world-size", default=1, type=int)
     p.add_argument("--dist-url", default="env://")
     p.add_argument("--dist-backend", default="nccl")
+    p.add_argument("--sync-bn", nargs="?", const=True, default=True, type=_bool,
+                   help="with several CUDA processes, BatchNorm over the global batch (SyncBatchNorm), so "
+                        "the run equals a single process's; --sync-bn false keeps per-process statistics")
     return p
 
 

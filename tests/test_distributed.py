@@ -67,3 +67,22 @@ def test_two_processes_equal_one_with_double_batch(tmp_path):
         assert torch.allclose(a, b, atol=1e-5), sub
     log2 = (tmp_path / "two" / "run" / "log.txt").read_text()
     assert log2.count("options:") == 1  # rank 0 logs alone
+
+
+@pytest.mark.parametrize("device,world,sync_bn,converted", [
+    ("cuda", 2, True, True), ("cuda", 1, True, False), ("cuda", 2, False, False), ("cpu", 2, True, False)])
+def test_sync_batchnorm_only_where_it_makes_several_processes_one(device, world, sync_bn, converted, caplog):
+    """Several CUDA processes get SyncBatchNorm (the global batch's statistics, as one process has);
+    the layers keep their parameter objects (the optimiser's) and the checkpoint keys."""
+    import argparse
+
+    import torchvision
+
+    from utils import distributed
+    net = torchvision.models.resnet18(num_classes=3)
+    params, keys = list(net.parameters()), list(net.state_dict())
+    out = distributed.sync_batchnorm(net, argparse.Namespace(device=device, world_size=world, sync_bn=sync_bn))
+    n_sync = sum(isinstance(m, torch.nn.SyncBatchNorm) for m in out.modules())
+    assert n_sync == (20 if converted else 0)  # resnet18 has 20 BatchNorm layers
+    assert all(a is b for a, b in zip(out.parameters(), params)) and list(out.state_dict()) == keys
+    assert ("SyncBatchNorm needs CUDA" in caplog.text) == (device == "cpu")

@@ -5,10 +5,14 @@ A thin layer over ``torch.distributed``; with one process every function is the 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
+
+log = logging.getLogger(__name__)
 
 
 def init(opts: argparse.Namespace) -> None:
@@ -27,6 +31,23 @@ def init(opts: argparse.Namespace) -> None:
         backend = "gloo"  # nccl needs GPUs
     if not dist.is_initialized():
         dist.init_process_group(backend, init_method=opts.dist_url)
+
+
+def sync_batchnorm(net: nn.Module, opts: argparse.Namespace) -> nn.Module:
+    """``net`` with SyncBatchNorm layers when several CUDA processes train it (``--sync-bn``, the default).
+
+    With per-process BatchNorm each process normalises over its own part of the batch, so the network's
+    outputs, and with them every stored message, differ from the single-process run with the whole batch;
+    SyncBatchNorm normalises over the global batch, as that run does.  It is CUDA-only: on the CPU (gloo)
+    the statistics stay per process, and a warning says so."""
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    if opts.world_size <= 1 or not has_bn or not opts.sync_bn:
+        return net
+    if torch.device(opts.device).type != "cuda":
+        log.warning("BatchNorm statistics stay per process: SyncBatchNorm needs CUDA, so this run's network "
+                    "outputs differ from a single-process run's with the whole batch")
+        return net
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def shutdown() -> None:
