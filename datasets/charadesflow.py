@@ -8,6 +8,7 @@ mean 0.502, std 1.  The sampling rules are RGB's (``charades_index`` with ``span
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 import numpy as np
@@ -49,6 +50,10 @@ class CharadesFlow(CharadesFrames):
 def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesFlow]:
     """train, val, val_video flow datasets of ``opts.data`` with ``opts.train_file`` / ``opts.val_file``."""
     train, val, val_video = charades_index.load_splits(opts, modality="flow", span=CharadesFlow.span)
+    for flag in ("fast_loader", "gpu_decode"):
+        if getattr(opts, flag, False):
+            logging.getLogger(__name__).warning("--%s applies to RGB frames only: flow frames are loaded "
+                                                "as usual", flag.replace("_", "-"))
     evaluate = frame_transforms.flow_val_transform(opts)
     return (CharadesFlow(train, opts.data, opts.nclass, frame_transforms.flow_train_transform(opts)),
             CharadesFlow(val, opts.data, opts.nclass, evaluate),

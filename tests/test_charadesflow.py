@@ -132,3 +132,11 @@ def test_loaders_one_video_per_batch(opts):
                        (["BBB02"] * 4, [1, 1, 1, 1], (4, 20, 8, 8))]
     x, target, _ = next(iter(train_loader))
     assert x.shape == (2, 20, 8, 8) and target.shape == (2, 5)
+
+
+def test_rgb_only_loader_flags_warn_and_change_nothing(opts, caplog):
+    _, plain, _ = charadesflow.get(opts)
+    opts.gpu_decode = True
+    _, val, _ = charadesflow.get(opts)
+    assert "--gpu-decode applies to RGB frames only" in caplog.text
+    assert torch.equal(val[0][0], plain[0][0]) and not hasattr(val, "collate_fn")
