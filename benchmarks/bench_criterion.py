@@ -41,6 +41,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
 import opts as options  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from models.asynctf import SYNCHRONOUS_PASSES, AsyncTFCriterion  # noqa: E402
 
 B, C, NVIDEOS, FRAMES_PER_VIDEO, TMAX = 50, 157, 400, 25, 700
@@ -351,10 +352,7 @@ def main() -> None:
                         "every sample x class, ~70 ms a step) instead of one tensor op per sample")
     args = p.parse_args()
     device = torch.device(args.device)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-                                f", {cores} CPU core(s), {torch.get_num_threads()} torch threads")
-          + f"; torch {torch.__version__}; B={B}, C={C}, memory_size 20")
+    print(describe(device) + f"; B={B}, C={C}, memory_size 20")
     speedups = [run(d, args, device) for d in args.decays]
     print("\nsummary: training-step speed-up " + ", ".join(
         f"{s:.1f}x (decay {d:g})" for s, d in zip(speedups, args.decays)) + f"; goal >= {GOAL:g}x, aim {AIM:g}x")

@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
+from benchmarks.machine import usable_cores  # noqa: E402
 from utils.charades_eval import classify, localize  # noqa: E402
 from utils.submission import write_classification, write_localization  # noqa: E402
 
@@ -54,7 +55,7 @@ def timed(fn, *args) -> tuple[float, float, float]:
 def main() -> None:
     warnings.simplefilter("ignore")  # the "N frames missing" warnings are expected here
     rng = np.random.default_rng(0)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{cores} usable CPU core(s), load average {load:.1f} (wall times grow when other jobs share the cores)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
 import opts as options  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 import train  # noqa: E402
 from models import create_model  # noqa: E402
 from utils.meters import precision_at_k  # noqa: E402
@@ -213,10 +214,7 @@ def main() -> None:
     p.add_argument("--gpu-steps", type=int, default=20)
     args = p.parse_args()
     device = torch.device(args.device)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-                                f", {cores} CPU core(s), {torch.get_num_threads()} torch threads")
-          + f"; torch {torch.__version__}")
+    print(describe(device))
     overhead(args, device)
     if device.type == "cuda":
         gpu_throughput(args, device)
