@@ -123,8 +123,8 @@ class DeviceDecode:
     def __call__(self, batch: EncodedFrames) -> torch.Tensor:
         frames = batch.frames
         images = decode(frames, self.device)
-        x = torch.stack([self.crop_resize(img, f) for img, f in zip(images, frames)]).clamp_(0.0, 1.0)
-        return self.finish(x)
+        # bilinear weights are non-negative and sum to 1: the frames stay in [0, 1] without a clamp
+        return self.finish(torch.stack([self.crop_resize(img, f) for img, f in zip(images, frames)]))
 
 
 def get_datasets(opts: argparse.Namespace, train: SplitIndex, val: SplitIndex,

@@ -118,7 +118,8 @@ class AsyncTFCriterion(nn.Module):
     def _pass(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, ids: list[str],
               times: torch.Tensor, generator: torch.Generator, local: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        gids, gtimes, gvalues, gtarget = self._global(ids, times, torch.sigmoid(a.detach()), target, local=local)
+        sa = torch.sigmoid(a.detach())  # stored as the message; the field's original term reuses it
+        gids, gtimes, gvalues, gtarget = self._global(ids, times, sa, target, local=local)
         self.messages.to(a.device)
         rows = self.messages.lookup(ids)
         msg2 = self.messages.read_joint(rows, times)  # [msg | fmsg], read before storing
@@ -132,7 +133,7 @@ class AsyncTFCriterion(nn.Module):
             g2 = self.targets.read_joint(grows if gids is ids else self.targets.lookup(ids), times)  # after storing
         scale = self._balance(target, gtarget) if self.training and self.balanceloss else None
         return field_loss(a, aa, msg2, target, g2, scale, self.originalloss_weight,
-                          0.5 * self.temporalloss_weight / self.nclass ** 2, 3.0 if self.training else 1.0)
+                          0.5 * self.temporalloss_weight / self.nclass ** 2, 3.0 if self.training else 1.0, sa)
 
     def forward(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, meta: dict,
                 synchronous: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,9 +34,9 @@ def _bce(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return ((t - 1) * torch.log1p(-p).clamp(min=-100) - t * p.log().clamp(min=-100)).mean()
 
 
-def _bce_logit_grad(p: torch.Tensor, t: torch.Tensor, g: torch.Tensor | float) -> torch.Tensor:
-    """Gradient w.r.t. the logit of ``p = sigmoid(logit)`` of ``g * sum BCE(p, t)``: the BCE backward's
-    formula ``(p - t) / max(p (1 - p), eps)``, then the sigmoid's ``p (1 - p)``, as autograd chains them."""
+def _bce_grad(p: torch.Tensor, t: torch.Tensor, g: torch.Tensor | float) -> torch.Tensor:
+    """Gradient w.r.t. ``p`` of ``g * sum BCE(p, t)``: binary_cross_entropy_backward's formula
+    ``(p - t) / max(p (1 - p), eps)``, so it equals autograd's."""
     return (p - t) / ((1 - p) * p).clamp(min=BCE_EPS) * g
 
 
@@ -67,12 +67,12 @@ class _SharedField(torch.autograd.Function):
         g = g / divisor
         gbce = g / target.numel()  # the BCE means
         # dL/dq: BCE backward (times the balance scale), then the sigmoid's
-        gq = _bce_logit_grad(qa, target, gbce)
+        gq = _bce_grad(qa, target, gbce)
         if scale is not None:
             gq = gq * scale
         gq = gq * (qa * (1 - qa))
         # q = a + ..., and the original term's sigmoid(a)
-        ga = gq + _bce_logit_grad(sa, target, gbce * originalloss_weight) * (sa * (1 - sa))
+        ga = gq + _bce_grad(sa, target, gbce * originalloss_weight) * (sa * (1 - sa))
         gstacked = msg2.T @ gq  # q = a + msg2 @ stacked
         if terms is not None:
             # d/dterms of w * sum mean_b(terms^2) = 2 w terms / B; terms = sum over C of diff * (target @ stacked^T)
@@ -86,11 +86,12 @@ class _SharedField(torch.autograd.Function):
 def field_loss(a: torch.Tensor, aa: torch.Tensor, msg2: torch.Tensor, target: torch.Tensor,
                g2: torch.Tensor | None = None, scale: torch.Tensor | None = None,
                originalloss_weight: float = 0.0, adjust_weight: float = 0.0,
-               divisor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+               divisor: float = 1.0, sa: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores ``qa`` (B x C, no gradient) and the loss of the equations above.  ``aa``: C x C (shared by
-    the batch) or B x C x C; ``g2``: None without the adjustment; ``scale``: None without the balance."""
+    the batch) or B x C x C; ``g2``: None without the adjustment; ``scale``: None without the balance;
+    ``sa``: ``sigmoid(a)`` when the caller has it already (detached)."""
     if aa.dim() == 2:
-        sa = torch.sigmoid(a.detach())
+        sa = torch.sigmoid(a.detach()) if sa is None else sa
         return _SharedField.apply(a, aa, sa, msg2, target, g2, scale, originalloss_weight, adjust_weight, divisor)
     msg, fmsg = msg2.chunk(2, 1)
     q = a + torch.einsum("bj,bjk->bk", msg, aa) + torch.einsum("bkj,bj->bk", aa, fmsg)
