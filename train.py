@@ -159,9 +159,12 @@ def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: 
 def gather_videos(ids: list[str], arrays: list[np.ndarray], criterion) -> tuple[list[str], list[np.ndarray]]:
     """Every process's scored videos, back in single-process order (rank r scored videos r, r+W, ...),
     and every process's buffer brought up to date with the FIFOs of the videos the others scored."""
+    if not distributed.active():
+        return ids, arrays
     parts = distributed.all_objects((ids, arrays, criterion.messages.export_rows(ids)))
-    for _, _, rows in parts:
-        criterion.messages.import_rows(rows)
+    for r, (_, _, rows) in enumerate(parts):
+        if r != distributed.rank():
+            criterion.messages.import_rows(rows)
     world, total = len(parts), sum(len(p[0]) for p in parts)
     pick = [(i % world, i // world) for i in range(total)]
     ids = [parts[r][0][k] for r, k in pick]

@@ -109,12 +109,12 @@ class DeviceDecode:
     def crop_resize(self, x: torch.Tensor, frame: EncodedFrame) -> torch.Tensor:
         """float [0, 1] (3, S, S) of one decoded frame."""
         S = self.size
-        x = x.float().div_(255.0)[None]
-        if self.train:  # RandomResizedCrop: crop, then resize the crop
+        if self.train:  # RandomResizedCrop: crop, then resize the crop (only the crop is converted)
             i, j, h, w = frame.box
-            x = F.interpolate(x[..., i:i + h, j:j + w], size=(S, S), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(x[None, :, i:i + h, j:j + w].float().div_(255.0), size=(S, S), mode="bilinear",
+                              antialias=True, align_corners=False)
             return (x.flip(-1) if frame.flip else x)[0]
+        x = x.float().div_(255.0)[None]
         rh, rw = resized_hw(x.shape[-2], x.shape[-1], self.short)  # Resize(short side), then CenterCrop
         x = F.interpolate(x, size=(rh, rw), mode="bilinear", antialias=True, align_corners=False)
         top, left = int(round((rh - S) / 2.0)), int(round((rw - S) / 2.0))

@@ -34,7 +34,7 @@ class EpochSampler(Sampler):
         seeds = torch.randint(0, 2 ** 62, (self.n,), generator=g)
         if self.world > 1:  # pad (repeating the start) so that every rank has the same number of items
             order = torch.cat([order, order[: len(self) * self.world - self.n]])[self.rank::self.world]
-        return iter([(int(i), int(seeds[i])) for i in order])
+        return iter(list(zip(order.tolist(), seeds[order].tolist())))  # one conversion, not one per item
 
 
 class VideoBatchSampler(Sampler):

@@ -63,6 +63,11 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def rank() -> int:
+    """This process's rank (0 when alone)."""
+    return dist.get_rank() if active() else 0
+
+
 def is_main(opts: argparse.Namespace) -> bool:
     """Rank 0 writes the logs, files and checkpoints."""
     return getattr(opts, "rank", 0) == 0
@@ -104,16 +109,14 @@ def gather_rows(ids: list[str], times: torch.Tensor, *tensors: torch.Tensor):
     """
     world = dist.get_world_size()
     all_ids = all_objects(list(ids))
-    sizes = [len(x) for x in all_ids]
-    n = max(sizes)
-    out_ids = [all_ids[r][k] for k in range(n) for r in range(world) if k < sizes[r]]
+    sizes = {len(x) for x in all_ids}
+    if len(sizes) != 1:  # EpochSampler pads every rank to the same count, so this is a caller's bug
+        raise RuntimeError(f"ranks hold batches of different sizes {sorted(sizes)}: the interleaved global "
+                           "batch needs equal ones (use datasets.samplers.EpochSampler)")
+    out_ids = [all_ids[r][k] for k in range(len(ids)) for r in range(world)]
     out = []
     for t in (times.to(tensors[0].device if tensors else times.device),) + tensors:
-        padded = torch.zeros((n,) + tuple(t.shape[1:]), dtype=t.dtype, device=t.device)
-        padded[: t.shape[0]] = t
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded.contiguous())
-        stacked = torch.stack(parts, 1)  # n x W x ...
-        keep = torch.tensor([[k < sizes[r] for r in range(world)] for k in range(n)], device=t.device)
-        out.append(stacked[keep])
+        parts = [torch.empty_like(t) for _ in range(world)]
+        dist.all_gather(parts, t.contiguous())
+        out.append(torch.stack(parts, 1).flatten(0, 1))  # row k*W + r = row k of rank r
     return (out_ids, *out)
