@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from utils.atomic import atomic_write
 from utils.charades_csv import Video, read_annotations, read_classes
 from utils.charades_eval import average_precision, classify, localize_gt, mean_ap_with_positives
 from utils.metrics_log import read_metrics
@@ -55,19 +55,9 @@ def _save(fig, out_path: str) -> tuple[int, int]:
     """Write the PNG atomically (a viewer refreshing curves.png mid-run never sees half a file) at
     exactly the figure's size; returns ``(width, height)`` in pixels."""
     from matplotlib import rc_context
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(out_path) + ".", suffix=".png")
-    os.close(fd)
-    try:
-        # A user's matplotlibrc may ask for bbox 'tight' or another dpi: both would change the size.
-        with rc_context({"savefig.bbox": "standard"}):
-            fig.savefig(tmp, format="png", dpi=DPI)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # A user's matplotlibrc may ask for bbox 'tight' or another dpi: both would change the size.
+    with rc_context({"savefig.bbox": "standard"}):
+        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     w, h = fig.get_size_inches() * DPI
     return int(round(w)), int(round(h))
 

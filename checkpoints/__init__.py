@@ -10,10 +10,11 @@ import logging
 import os
 import pickle
 import shutil
-import tempfile
 import zipfile
 
 import torch
+
+from utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("top1train", "top5train", "top1val", "top5val", "mAP", "videoprec1", "videoprec5")
@@ -23,26 +24,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read (corrupt, truncated, not a checkpoint)."""
 
 
-def _atomic(path: str, write) -> None:
-    """Write through ``write(tmp_path)`` then rename: a crash leaves the old file or the new one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def atomic_torch_save(obj, path: str) -> None:
     """``torch.save`` that never leaves a partial file at ``path``."""
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str, map_location="cpu") -> dict:
@@ -80,10 +64,10 @@ def save_checkpoint(state: dict, is_best: bool, metrics: dict, cache: str) -> No
     path = os.path.join(cache, "model.pth.tar")
     atomic_torch_save(state, path)
     text = "".join(f"{k} {float(metrics[k]):g}\n" for k in METRIC_KEYS if k in metrics)
-    write_text = lambda p: _atomic(p, lambda tmp: open(tmp, "w").write(text))  # noqa: E731
+    write_text = lambda p: atomic_write(p, lambda tmp: open(tmp, "w").write(text))  # noqa: E731
     write_text(os.path.join(cache, "model_{:03d}.txt".format(state["epoch"])))
     if is_best:
-        _atomic(os.path.join(cache, "model_best.pth.tar"), lambda tmp: shutil.copyfile(path, tmp))
+        atomic_write(os.path.join(cache, "model_best.pth.tar"), lambda tmp: shutil.copyfile(path, tmp))
         write_text(os.path.join(cache, "model_best.txt"))
 
 

@@ -21,12 +21,12 @@ import json
 import logging
 import os
 import re
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from utils.atomic import atomic_write
 from utils.charades_csv import Video, file_digest, read_annotations
 
 log = logging.getLogger(__name__)
@@ -154,15 +154,13 @@ def _write_cache(path: str, key: str, index: SplitIndex) -> None:
     Compressed: Charades train (~1.4M samples) takes ~2 MB instead of ~25 MB, for ~0.6 s once."""
     arrays = {f.name: getattr(index, f.name) for f in fields(SplitIndex)}
     arrays["split"] = np.array(index.split)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".index-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: given a name, numpy would append ".npz" to it
             np.savez_compressed(f, key=np.array(key), **arrays)
-        os.replace(tmp, path)
+    try:
+        atomic_write(path, write)
     except OSError as e:  # the cache is an optimisation: failing to write it must not stop a run
         log.warning("could not write the index cache %s: %s", path, e)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read_cache(path: str, key: str) -> SplitIndex:

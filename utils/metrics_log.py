@@ -93,7 +93,8 @@ def read_metrics(path: str) -> list[dict]:
 
 def _atomic_write(path: str, text: str) -> None:
     """Temp file in the same directory, then ``os.replace``: readers (a plot refresh, ``tail``) see
-    either the old file or the new one, never half of it."""
+    either the old file or the new one, never half of it.  (``utils.atomic`` does this for the rest of
+    the project; this module keeps to the standard library so that scripts can import it alone.)"""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:

@@ -12,12 +12,12 @@ never leaves a truncated submission that would silently score lower.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from utils.atomic import atomic_write_text
 
 CLASSIFY = "classify"
 LOCALIZE = "localize"
@@ -51,38 +51,6 @@ class Submission:
 
 # ----------------------------------------------------------------------------------------- writing
 
-def _atomic_write_chunks(path: str, chunks: Iterable[str]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give it the mode an ordinary open() would have produced.
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable; not every platform can fsync a directory
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory, fsync and ``os.replace``."""
-    _atomic_write_chunks(path, [text])
-
-
 def write_submission(path: str, ids: list[str], scores: np.ndarray, frames: np.ndarray | None = None) -> None:
     """Write rows ``ID [FRAME] s_0 ... s_{C-1}`` (``%g`` floats), atomically.
 
@@ -110,7 +78,7 @@ def write_submission(path: str, ids: list[str], scores: np.ndarray, frames: np.n
     rows = scores.tolist()
     # Chunks of lines keep memory bounded for big localisation files (7,985 x 25 rows is ~300 MB).
     step = 4096
-    _atomic_write_chunks(path, ("".join(h + fmt % tuple(r) for h, r in zip(heads[k:k + step], rows[k:k + step]))
+    atomic_write_text(path, ("".join(h + fmt % tuple(r) for h, r in zip(heads[k:k + step], rows[k:k + step]))
                                 for k in range(0, len(heads), step)))
 
 
