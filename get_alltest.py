@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-import numpy as np
 
 import checkpoints
 import opts as options
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     if any(v.actions for v in read_annotations(opts.val_file, opts.nclass)):
         for kind in ("classify", "localize"):
             ap, mAP, wAP = getattr(charades_eval, kind)(result[kind], opts.val_file, nclass=opts.nclass)
-            result[kind + "_mAP"] = float(np.nanmean(ap))  # the official mAP is NaN if a class has no positives
+            result[kind + "_mAP"] = charades_eval.mean_ap_with_positives(ap)  # the official mAP is NaN then
             log.info("%s: mAP %.4f (classes with positives), WAP %.4f", kind, result[kind + "_mAP"], wAP)
     return result
 

@@ -22,7 +22,7 @@ import train
 from checkpoints.run_state import load_run_state, remove_stale_states, save_run_state
 from datasets import get_dataset
 from models import create_model
-from utils import charades_eval, distributed
+from utils import distributed
 from utils.logger import setup_logging
 from utils.metrics_log import append_metrics
 
@@ -34,15 +34,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def localization_map(opts: argparse.Namespace, epoch: int) -> float | None:
-    """Localisation mAP (classes with positives) of the epoch's ``localize_NNN.txt`` on Charades."""
-    if not (opts.localize and opts.dataset.startswith("charades")):
-        return None  # the synthetic datasets have no annotation CSV
-    path = os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1))
-    ap, _, _ = charades_eval.localize(path, opts.val_file, opts.nclass)
-    return float(np.nanmean(ap))
 
 
 def restore(opts: argparse.Namespace, net: torch.nn.Module, criterion, optimizer) -> tuple[float, dict | None]:
@@ -118,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
             append_metrics(opts.cache, {
                 "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "top1train": tr["top1"],
                 "top5train": tr["top5"], "top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"],
-                "loc_mAP": localization_map(opts, epoch), "epoch_time_s": time.time() - start,
+                "loc_mAP": video["loc_mAP"], "epoch_time_s": time.time() - start,
                 "samples_per_s": tr["samples"] / max(tr["seconds"], 1e-9)})
             if opts.plot:
                 try:

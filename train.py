@@ -153,7 +153,7 @@ def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: 
         ap, _, _ = charades_eval.classify(submission, gt_csv, nclass=scores.shape[1])
     else:
         ap = charades_eval.average_precision(scores, targets)
-    return float(np.nanmean(ap))
+    return charades_eval.mean_ap_with_positives(ap)
 
 
 def gather_videos(ids: list[str], arrays: list[np.ndarray], criterion) -> tuple[list[str], list[np.ndarray]]:
@@ -174,19 +174,24 @@ def gather_videos(ids: list[str], arrays: list[np.ndarray], criterion) -> tuple[
 
 def validate_video(loader, model, criterion, epoch: int, opts: argparse.Namespace) -> dict:
     """Score every val video synchronously, write ``epoch_NNN.txt`` (and ``localize_NNN.txt``), and
-    return the video mAP and video-level prec@1/prec@5."""
+    return the video mAP, the localisation mAP (``--localize`` on Charades, else None) and video-level
+    prec@1/prec@5."""
     ids, scores, local, targets = score_videos(loader, model, criterion, opts)
     ids, (scores, local, targets) = gather_videos(ids, [scores, local, targets], criterion)
     path = os.path.join(opts.cache, "epoch_{:03d}.txt".format(epoch + 1))
-    mAP = None
+    mAP = loc_mAP = None
     if distributed.is_main(opts):
         write_classification(path, ids, scores)
-        if opts.localize:
-            write_localization(os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1)), ids, local)
         gt_csv = opts.val_file if opts.dataset.startswith("charades") else None
+        if opts.localize:
+            loc_path = os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1))
+            write_localization(loc_path, ids, local)
+            if gt_csv:  # the synthetic datasets have no annotation CSV to localise against
+                ap, _, _ = charades_eval.localize(loc_path, gt_csv, opts.nclass)
+                loc_mAP = charades_eval.mean_ap_with_positives(ap)
         mAP = video_map(scores, targets, path, gt_csv)
-    mAP = distributed.broadcast(mAP)
+    mAP, loc_mAP = distributed.broadcast((mAP, loc_mAP))
     prec1, prec5 = (float(p) for p in precision_at_k(torch.from_numpy(scores), torch.from_numpy(targets)))
     log.info("val_video epoch %d: %d videos, mAP %.4f, prec@1 %.2f, prec@5 %.2f (%s)", epoch + 1, len(ids),
              mAP, prec1, prec5, path)
-    return {"mAP": mAP, "prec1": prec1, "prec5": prec5, "submission": path}
+    return {"mAP": mAP, "loc_mAP": loc_mAP, "prec1": prec1, "prec5": prec5, "submission": path}
