@@ -180,7 +180,8 @@ class FastEvalFrame:
         return resize_box(small, size, (left * fx, top * fy, (left + size) * fx, (top + size) * fy))
 
 
-def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, scale: float = 1.0,
+                 grey: torch.Tensor | None = None) -> torch.Tensor:
     """torchvision's tensor ColorJitter per sample, vectorised: ``x`` (N, 3, H, W) float holds ``scale`` x
     the [0, 1] image (``scale = 1/255`` on raw uint8 values: the conversion is folded into the first op);
     ``factors`` (N, 3) are the brightness / contrast / saturation factors and ``order`` (N, 3) the order
@@ -188,10 +189,12 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, sc
 
     Every op is ``f * x + (1 - f) * m`` (m = 0, the mean grey level, the grey image), i.e. a per-sample
     3x3 colour matrix plus an offset: one batched matmul per op position, then the clamp to [0, 1].
-    (Where CUDA matmuls are allowed TF32 the products lose ~5e-4: still below an 8-bit input's 1/255.)"""
+    (Where CUDA matmuls are allowed TF32 the products lose ~5e-4: still below an 8-bit input's 1/255.)
+    ``grey``: the ``GREY`` weights already on ``x``'s device (``BatchTransform`` caches them: building
+    them from Python every batch is a blocking host-to-device copy)."""
     n, c, h, w = x.shape
     y = x.reshape(n, c, h * w)
-    grey = torch.tensor(GREY, device=x.device, dtype=x.dtype)
+    grey = torch.tensor(GREY, device=x.device, dtype=x.dtype) if grey is None else grey
     eye = torch.eye(3, device=x.device, dtype=x.dtype)
     for k in range(3):
         op = order[:, k].view(n, 1, 1)
@@ -222,6 +225,12 @@ class BatchTransform:
         factors = torch.empty(n, 3).uniform_(max(0.0, 1 - self.jitter), 1 + self.jitter)
         return factors, torch.rand(n, 3).argsort(dim=1)
 
+    def _grey(self, x: torch.Tensor) -> torch.Tensor:
+        key = ("grey", x.device, x.dtype)
+        if key not in self._consts:
+            self._consts[key] = torch.tensor(GREY, dtype=x.dtype).to(x.device)
+        return self._consts[key]
+
     def _affine(self, x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         key = (x.device, x.dtype, scale)
         if key not in self._consts:  # normalise as one multiply-add: (x*scale - mean) / std
@@ -233,8 +242,8 @@ class BatchTransform:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
         factors, order = self.sample(n) if self.jitter else (None, None)  # whole batch: chunking-independent
-        if factors is not None:
-            factors, order = factors.to(x.device, non_blocking=True), order.to(x.device, non_blocking=True)
+        if factors is not None and x.device.type != "cpu":  # pinned, so the copies really are asynchronous
+            factors, order = (t.pin_memory().to(x.device, non_blocking=True) for t in (factors, order))
         out = torch.empty(x.shape, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
         # On the CPU, chunks of CPU_CHUNK samples stay in cache through the ~10 passes (~3x faster than
         # whole-batch passes); on an accelerator the whole batch is one set of kernels.
@@ -244,7 +253,7 @@ class BatchTransform:
             scale = 1.0 if chunk.is_floating_point() else 1.0 / 255.0  # float input: already in [0, 1]
             chunk = chunk.to(out.dtype)
             if factors is not None:
-                chunk = color_jitter(chunk, factors[s:s + step], order[s:s + step], scale)
+                chunk = color_jitter(chunk, factors[s:s + step], order[s:s + step], scale, self._grey(chunk))
                 scale = 1.0
             gain, offset = self._affine(chunk, scale)
             torch.addcmul(offset, chunk, gain, out=out[s:s + step])
