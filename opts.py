@@ -10,6 +10,8 @@ import os
 import sys
 
 DATASETS = ("charadesrgb", "charadesflow", "fake", "testdata1")
+FLIP_MODES = ("auto", "none", "original", "mirror")  # datasets/mirror.py
+FRAME_GAPS = ("skip", "present", "error")             # datasets/frame_index.py
 
 
 def _default_device() -> str:
@@ -39,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="charadesrgb", help="one of " + ", ".join(DATASETS))
     p.add_argument("--train-file", default="", help="training annotation CSV")
     p.add_argument("--val-file", default="", help="validation/test annotation CSV")
+    p.add_argument("--flip", default="auto", choices=FLIP_MODES,
+                   help="training flips: auto = the dataset's default (Charades: original, Jester: none, "
+                        "Something-Something: mirror); none; original = RandomHorizontalFlip whatever the class "
+                        "(the original's); mirror = flip and swap left/right classes, never flip a direction "
+                        "class without a mirror")
+    p.add_argument("--frame-gaps", default="skip", choices=FRAME_GAPS,
+                   help="a video with gaps in its frame numbering: skip it (logged per video), use the frames "
+                        "present, or stop with an error")
     p.add_argument("--test-frames", default=50, type=int, help="frames scored per video in val_video")
     p.add_argument("--inputsize", default=224, type=int)
     p.add_argument("--nclass", default=157, type=int)

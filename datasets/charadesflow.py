@@ -3,29 +3,31 @@
 A sample starting at frame ``f`` stacks the 10 consecutive flow pairs ``f .. f+9`` into 20 channels
 in the order **x_f, y_f, x_{f+1}, y_{f+1}, ..., x_{f+9}, y_{f+9}** (x and y interleaved per frame, as
 the original).  The 8-bit grayscale values (128 = no motion) are scaled to [0, 1] and normalised with
-mean 0.502, std 1.  The sampling rules are RGB's (``charades_index`` with ``span=10``).
+mean 0.502, std 1.  The sampling rules are RGB's (``frame_index`` with ``span=10``); the flip is part of
+the flow transform, since mirroring flow also reverses horizontal motion (``--flip none`` leaves it out).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 import numpy as np
 import torch
 
-from datasets import charades_index
 from datasets import transforms as frame_transforms
-from datasets.charadesrgb import CharadesFrames, FrameError, open_frame
+from datasets.frame_files import FrameNaming
+from datasets.frame_index import FLOW_SPAN, FrameSource, load_splits
+from datasets.frame_io import FrameError, open_frame
+from datasets.frames import FrameDataset
+from utils.charades_csv import read_annotations
+
+NAMING = FrameNaming("{id}-{frame:06d}{axis}.jpg", axes=("x", "y"))
 
 
-class CharadesFlow(CharadesFrames):
+class CharadesFlow(FrameDataset):
     """Flow stacks; the input is a float (2*span)xHxW tensor in [0, 1] before ``transform``."""
 
-    span = charades_index.FLOW_SPAN
-
-    def frame_path(self, video_id: str, frame: int, axis: str) -> str:
-        return os.path.join(self.root, video_id, f"{video_id}-{frame:06d}{axis}.jpg")
+    span = FLOW_SPAN
 
     def frame_paths(self, i: int) -> list[str]:
         """The files behind sample ``i``, in channel order (x1, y1, x2, y2, ...)."""
@@ -49,12 +51,18 @@ class CharadesFlow(CharadesFrames):
 
 def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesFlow]:
     """train, val, val_video flow datasets of ``opts.data`` with ``opts.train_file`` / ``opts.val_file``."""
-    train, val, val_video = charades_index.load_splits(opts, modality="flow", span=CharadesFlow.span)
+    source = FrameSource("charadesflow", NAMING, lambda path: read_annotations(path, opts.nclass),
+                         span=CharadesFlow.span)
+    train, val, val_video = load_splits(opts, source)
     for flag in ("fast_loader", "gpu_decode"):
         if getattr(opts, flag, False):
             logging.getLogger(__name__).warning("--%s applies to RGB frames only: flow frames are loaded "
                                                 "as usual", flag.replace("_", "-"))
+    flip = getattr(opts, "flip", "auto") != "none"  # no Charades class has a direction a mirror changes
     evaluate = frame_transforms.flow_val_transform(opts)
-    return (CharadesFlow(train, opts.data, opts.nclass, frame_transforms.flow_train_transform(opts)),
-            CharadesFlow(val, opts.data, opts.nclass, evaluate),
-            CharadesFlow(val_video, opts.data, opts.nclass, evaluate))
+    out = (CharadesFlow(train, source, opts.data, opts.nclass, frame_transforms.flow_train_transform(opts, flip)),
+           CharadesFlow(val, source, opts.data, opts.nclass, evaluate),
+           CharadesFlow(val_video, source, opts.data, opts.nclass, evaluate))
+    for ds in out:
+        ds.eval_csv = opts.val_file
+    return out

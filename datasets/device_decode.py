@@ -10,20 +10,20 @@ the [0, 1] floats to ``fast_frames.BatchTransform`` (colour jitter and normalisa
 
 val / val_video: Resize(int(256/224*S)) of the whole frame, then CenterCrop(S), as the plain transform.
 On a CPU ``--device`` the same code decodes on the CPU, in the main process: correct (that is how it is
-tested here) but slower than ``--fast-loader``; the option is for CUDA.
+tested here) but slower than ``--fast-loader``; the option is for CUDA.  The datasets that use these
+transforms are built in ``datasets.frames``.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
-from datasets.charades_index import SplitIndex
-from datasets.charadesrgb import FrameError
-from datasets.fast_frames import JITTER, BatchTransform, FastCharadesRGB, FastTrainFrame, open_header, resized_hw
+from datasets.fast_frames import BatchTransform, FastTrainFrame, resized_hw
+from datasets.frame_io import FrameError, open_header
 from datasets.transforms import resize_size
 
 
@@ -35,6 +35,11 @@ class EncodedFrame:
     box: tuple[int, int, int, int]  # i, j, h, w in original pixels; the whole frame for evaluation
     flip: bool
     is_jpeg: bool
+
+
+def flip_encoded(frame: EncodedFrame) -> EncodedFrame:
+    """The frame mirrored left-right (applied on the device with the crop): the datasets' flip."""
+    return dataclasses.replace(frame, flip=not frame.flip)
 
 
 class EncodedFrames:
@@ -125,15 +130,3 @@ class DeviceDecode:
         images = decode(frames, self.device)
         # bilinear weights are non-negative and sum to 1: the frames stay in [0, 1] without a clamp
         return self.finish(torch.stack([self.crop_resize(img, f) for img, f in zip(images, frames)]))
-
-
-def get_datasets(opts: argparse.Namespace, train: SplitIndex, val: SplitIndex,
-                 val_video: SplitIndex) -> tuple[FastCharadesRGB, FastCharadesRGB, FastCharadesRGB]:
-    """The three RGB datasets of ``--gpu-decode``, each with its ``collate_fn`` and ``batch_transform``."""
-    out = (FastCharadesRGB(train, opts.data, opts.nclass, EncodedTrainFrame(opts.inputsize)),
-           FastCharadesRGB(val, opts.data, opts.nclass, EncodedEvalFrame()),
-           FastCharadesRGB(val_video, opts.data, opts.nclass, EncodedEvalFrame()))
-    for ds, training in zip(out, (True, False, False)):
-        ds.collate_fn = collate
-        ds.batch_transform = DeviceDecode(opts.inputsize, opts.device, training, JITTER if training else None)
-    return out

@@ -20,13 +20,11 @@ Jitter and flip commute (the contrast mean is flip invariant), so moving the jit
 the augmentation distribution of ``datasets.transforms.train_transform`` (whose jitter runs on the PIL
 image: same factors and orders, 8-bit rounding between the ops).
 
-Not done: GPU JPEG decoding (``torchvision.io.decode_jpeg(device='cuda')``), which would remove the
-decode - the dominant remaining CPU cost - from the workers.
+GPU JPEG decoding is ``datasets.device_decode`` (``--gpu-decode``).  The datasets that use these
+transforms are built in ``datasets.frames``; this module knows nothing of datasets.
 """
 from __future__ import annotations
 
-import argparse
-import io
 import math
 
 import numpy as np
@@ -35,8 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from datasets.charades_index import SplitIndex
-from datasets.charadesrgb import CharadesRGB, FrameError
+from datasets.frame_io import open_header, reading
 from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_size
 
 SCALE = (0.08, 1.0)          # RandomResizedCrop defaults
@@ -84,16 +81,6 @@ def resized_hw(height: int, width: int, short: int) -> tuple[int, int]:
     return short, int(short * width / height)
 
 
-def open_header(path: str) -> tuple[bytes, Image.Image]:
-    """The file's bytes and a lazy PIL image (only the header is parsed: size, format)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        return data, Image.open(io.BytesIO(data))
-    except (OSError, ValueError, SyntaxError) as e:  # missing file, or not an image at all
-        raise FrameError(f"cannot read frame {path}: {type(e).__name__}: {e}") from e
-
-
 def decode_full(data: bytes, img: Image.Image, path: str) -> torch.Tensor:
     """uint8 (3, H, W) of the whole frame: torchvision's libjpeg decoder (straight into a tensor, no
     PIL -> numpy copy); whatever it rejects goes through PIL, which reports a truncated or corrupt file
@@ -110,14 +97,12 @@ def decode_reduced(img: Image.Image, path: str, scale: int) -> tuple[Image.Image
     """The frame decoded by PIL at 1/``scale`` (JPEG DCT scaling, ``draft``) and the reduction actually
     applied (1 for a non-JPEG)."""
     used = 1
-    try:
+    with reading(path):
         if scale > 1:
             width = img.width  # draft() changes img.size to the reduced one
             got = img.draft("RGB", (width // scale, img.height // scale))  # None: not a JPEG
             used = 1 if got is None else round(width / got[1][2])
         return img.convert("RGB"), used  # convert forces the decode
-    except (OSError, ValueError, SyntaxError) as e:
-        raise FrameError(f"cannot read frame {path}: {type(e).__name__}: {e}") from e
 
 
 def pil_uint8(img: Image.Image) -> torch.Tensor:
@@ -137,14 +122,18 @@ def resize_box(img: Image.Image, size: int, box: tuple[float, float, float, floa
 
 
 class FastTrainFrame:
-    """Frame path -> uint8 (3, S, S): RandomResizedCrop(S) + RandomHorizontalFlip, DCT-scaled decoding."""
+    """Frame path -> uint8 (3, S, S): RandomResizedCrop(S) + RandomHorizontalFlip, DCT-scaled decoding.
+    ``flip_p=None``: no flip and no flip draw (the datasets draw and apply the flip themselves, after
+    this transform, so that they can also mirror the label: ``datasets.mirror``)."""
 
-    def __init__(self, size: int, scale=SCALE, ratio=RATIO, flip_p: float = 0.5):
+    def __init__(self, size: int, scale=SCALE, ratio=RATIO, flip_p: float | None = 0.5):
         self.size, self.scale, self.ratio, self.flip_p = size, scale, ratio, flip_p
 
     def sample(self, width: int, height: int) -> tuple[int, int, int, int, bool]:
         """The random part of one sample: crop box ``(i, j, h, w)`` (original pixels) and the flip."""
         i, j, h, w = crop_params(width, height, self.scale, self.ratio)
+        if self.flip_p is None:
+            return i, j, h, w, False
         return i, j, h, w, bool(torch.rand(1).item() < self.flip_p)  # as RandomHorizontalFlip
 
     def __call__(self, path: str) -> torch.Tensor:
@@ -258,22 +247,3 @@ class BatchTransform:
             gain, offset = self._affine(chunk, scale)
             torch.addcmul(offset, chunk, gain, out=out[s:s + step])
         return out
-
-
-class FastCharadesRGB(CharadesRGB):
-    """CharadesRGB whose input is the frame's path: the fast transforms decode it themselves."""
-
-    def load_input(self, i: int) -> str:
-        return self.frame_path(self.index.video_id(i), int(self.index.frame[i]))
-
-
-def get_datasets(opts: argparse.Namespace, train: SplitIndex, val: SplitIndex,
-                 val_video: SplitIndex) -> tuple[FastCharadesRGB, FastCharadesRGB, FastCharadesRGB]:
-    """The three RGB datasets of ``--fast-loader``, each with its ``batch_transform``."""
-    evaluate = FastEvalFrame(opts.inputsize)
-    out = (FastCharadesRGB(train, opts.data, opts.nclass, FastTrainFrame(opts.inputsize)),
-           FastCharadesRGB(val, opts.data, opts.nclass, evaluate),
-           FastCharadesRGB(val_video, opts.data, opts.nclass, evaluate))
-    for ds, jitter in zip(out, (JITTER, None, None)):
-        ds.batch_transform = BatchTransform(jitter)
-    return out

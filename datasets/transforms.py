@@ -1,4 +1,4 @@
-"""Input transforms of the Charades datasets (SPEC sections 2 and 11).
+"""Input transforms of the frame datasets (SPEC sections 2 and 11).
 
 Kept apart from the datasets so that a faster path (e.g. GPU-side augmentation) can replace these
 builders without touching the sampling code: the datasets call ``train_transform(opts)`` etc. once.
@@ -22,12 +22,14 @@ def resize_size(inputsize: int) -> int:
     return int(256 / 224 * inputsize)
 
 
-def train_transform(opts: argparse.Namespace) -> Callable:
-    """RGB training augmentation: PIL image -> normalised 3xSxS tensor."""
+def train_transform(opts: argparse.Namespace, flip: bool = True) -> Callable:
+    """RGB training augmentation: PIL image -> normalised 3xSxS tensor.  ``flip=False`` leaves out the
+    RandomHorizontalFlip: the datasets draw the flip after the transform (``datasets.frames``), so that
+    the label can follow it."""
     return tv.Compose([
         tv.RandomResizedCrop(opts.inputsize),
         tv.ColorJitter(0.4, 0.4, 0.4),
-        tv.RandomHorizontalFlip(),
+        *([tv.RandomHorizontalFlip()] if flip else []),
         tv.ToTensor(),
         tv.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
@@ -70,12 +72,12 @@ class FlowNormalize(torch.nn.Module):
         return (stack - FLOW_MEAN) / FLOW_STD
 
 
-def flow_train_transform(opts: argparse.Namespace) -> Callable:
+def flow_train_transform(opts: argparse.Namespace, flip: bool = True) -> Callable:
     """Flow training augmentation on a 20xHxW float stack in [0, 1]: one random resized crop shared by
-    all channels (they are one tensor), the motion-aware flip, no colour jitter."""
+    all channels (they are one tensor), the motion-aware flip (unless ``flip=False``), no colour jitter."""
     return tv.Compose([
         tv.RandomResizedCrop(opts.inputsize),
-        FlowHorizontalFlip(0.5),
+        *([FlowHorizontalFlip(0.5)] if flip else []),
         FlowNormalize(),
     ])
 

@@ -1,8 +1,10 @@
 """datasets.charadesrgb on a tiny handmade tree: items, pixels behind each time, load errors, loaders."""
 from __future__ import annotations
 
+import logging
 import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -10,7 +12,7 @@ from PIL import Image
 import datasets
 import opts as opts_module
 from datasets import charadesrgb
-from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+from datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, train_transform
 
 HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
 ROWS = [  # quoted text fields with commas; BBB02 has no actions; CCC03 has no frame dir
@@ -116,3 +118,82 @@ def test_loaders_one_video_per_batch(opts):
     assert all(shape == (4, 3, 8, 8) for _, _, shape in batches)
     x, target, meta = next(iter(train_loader))
     assert x.shape == (4, 3, 8, 8) and target.shape == (4, 5) and len(meta["id"]) == 4
+
+
+def split_rows(ds) -> list[tuple[str, int]]:
+    return [(ds.index.video_id(i), int(ds.index.frame[i])) for i in range(len(ds))]
+
+
+def test_frame_gap_found_when_the_index_is_built(opts, caplog):
+    """Issue 13: frame 13 (drawn) and 14 (never drawn) missing of AAA01's 30: reported per video, and the
+    video skipped by default instead of failing mid-epoch or counting one short."""
+    for f in (13, 14):
+        os.remove(os.path.join(opts.data, "AAA01", f"AAA01-{f:06d}.jpg"))
+    with caplog.at_level(logging.WARNING, logger="datasets.frame_index"):
+        train, val, val_video = charadesrgb.get(opts)
+    for ds in (train, val, val_video):
+        assert set(ds.video_ids) == {"BBB02"}
+        assert ds.index.gapped.tolist() == ["AAA01"]
+    assert any("AAA01" in r.getMessage() and "frames 13-14 missing of 1..30" in r.getMessage()
+               and "skipped" in r.getMessage() for r in caplog.records)
+    for x, _, meta in (val[i] for i in range(len(val))):  # every sample loads
+        assert meta["id"] == "BBB02"
+
+
+def test_frame_gaps_present_or_error(opts, tmp_path):
+    for f in (13, 16):
+        os.remove(os.path.join(opts.data, "AAA01", f"AAA01-{f:06d}.jpg"))
+    opts.frame_gaps = "present"
+    train, val, val_video = charadesrgb.get(opts)
+    assert split_rows(val)[:7] == [("AAA01", f) for f in (1, 5, 9, 17, 21, 25, 29)]  # 13 dropped
+    assert split_rows(val_video)[:4] == [("AAA01", f) for f in (1, 8, 15, 23)]  # 16 -> nearest present, 15
+    for i in range(len(val)):
+        val[i]
+    opts.frame_gaps, opts.cache = "error", str(tmp_path / "cache2")
+    with pytest.raises(ValueError, match=r"AAA01: frames 13, 16 missing of 1\.\.30") as err:
+        charadesrgb.get(opts)
+    assert opts.data in str(err.value) and "ann.csv" in str(err.value)
+
+
+def test_no_frames_at_all_or_no_videos_is_a_clear_error(opts, tmp_path):
+    """Issue 13: not a ZeroDivisionError after the model is built, but an error naming --data and the CSV."""
+    empty = tmp_path / "empty_root"
+    os.makedirs(empty / "AAA01")
+    opts.data = str(empty)
+    with pytest.raises(ValueError, match="no train samples") as err:
+        charadesrgb.get(opts)
+    assert str(empty) in str(err.value) and "ann.csv" in str(err.value) and "AAA01-000001.jpg" in str(err.value)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(HEADER)
+    opts.data, opts.train_file = str(tmp_path / "rgb"), str(header_only)
+    with pytest.raises(ValueError, match="header.csv lists no videos"):
+        charadesrgb.get(opts)
+
+
+@pytest.mark.parametrize("limit", [40, 16])  # 8x8 = 64 pixels: PIL's warning band, then its error band
+@pytest.mark.parametrize("path", ["plain", "fast", "device"])
+def test_decompression_bomb_names_the_file(opts, monkeypatch, limit, path):
+    """Issue 13: a frame above PIL's decompression-bomb limit is a FrameError naming the file."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    opts.fast_loader, opts.gpu_decode = path == "fast", path == "device"
+    _, val, _ = charadesrgb.get(opts)
+    with pytest.raises(charadesrgb.FrameError, match="AAA01-000005.jpg.*exceeds limit.*MAX_IMAGE_PIXELS"):
+        val[1]
+
+
+def test_training_flip_is_the_original_transform_exactly(opts):
+    """The dataset draws the flip after the transform: with --flip original (Charades' default) a sample is
+    bit for bit the original's RandomResizedCrop + ColorJitter + RandomHorizontalFlip pipeline's."""
+    train, _, _ = charadesrgb.get(opts)
+    reference = train_transform(opts)
+    frame = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8).repeat(3).reshape(8, 8, 3))  # asymmetric
+    train.load_input = lambda i: frame
+    flipped = set()
+    for seed in range(12):
+        torch.default_generator.manual_seed(seed)
+        x, _, _ = train[3]
+        torch.default_generator.manual_seed(seed)
+        assert torch.equal(x, reference(frame))
+        torch.default_generator.manual_seed(seed)
+        flipped.add(not torch.equal(x, train.transform(frame)))
+    assert flipped == {True, False}

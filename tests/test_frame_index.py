@@ -1,6 +1,8 @@
-"""Sampling rules, frame counting, cache and errors of datasets.charades_index (SPEC 2, 11, 12)."""
+"""Sampling rules, frame listing, cache and errors of datasets.frame_index and datasets.frame_files
+(SPEC 2, 11, 12) on Charades trees."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -9,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import charades_index as ci
-from utils.charades_csv import AnnotationError, Video
+from datasets import charadesflow, charadesrgb
+from datasets import frame_files
+from datasets import frame_index as ci
+from utils.charades_csv import AnnotationError, Video, read_annotations
 
 HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
 ROWS = [  # quoted text fields with commas; BBB02 has no actions; CCC03 has no dir; DDD04 an empty one
@@ -23,6 +27,7 @@ ROWS = [  # quoted text fields with commas; BBB02 has no actions; CCC03 has no d
 NFRAMES = {"AAA01": 30, "BBB02": 9}
 # train/val of AAA01 (n=30): i = 0,4,...,28 -> frame i+1; strict start < i/24 < end
 AAA01_TRAIN = [(1, []), (5, [2]), (9, [2]), (13, []), (17, [1]), (21, [1]), (25, []), (29, [2])]
+RGB = ci.FrameSource("charadesrgb", charadesrgb.NAMING, lambda path: read_annotations(path, 5))
 
 
 def write_csv(path, rows=ROWS) -> str:
@@ -49,22 +54,22 @@ def samples(index):
     return [(index.video_id(i), int(index.frame[i]), index.classes(i).tolist()) for i in range(len(index))]
 
 
-def test_count_frames_ignores_other_names(tmp_path):
+def test_list_frames_ignores_other_names(tmp_path):
     d = tmp_path / "V1"
     os.makedirs(d)
     for name in ["V1-000001.jpg", "V1-000002.jpg", "V1-1.jpg", "V2-000003.jpg", "V1-000004.png",
-                 "V1-000001x.jpg", "V1-000001y.jpg", "V1-000002x.jpg"]:
+                 "V1-000001x.jpg", "V1-000001y.jpg", "V1-000002x.jpg", "V1-0000003.jpg", "V1-000000.jpg"]:
         (d / name).write_bytes(b"")
-    assert ci.count_frames(str(d), "V1", "rgb") == 2
-    assert ci.count_frames(str(d), "V1", "flow") == 1  # a lone x is not a usable pair
-    assert ci.count_frames(str(tmp_path / "nope"), "nope", "rgb") == 0
+    assert frame_files.list_frames(str(d), "V1", charadesrgb.NAMING) == (2, ())
+    assert frame_files.list_frames(str(d), "V1", charadesflow.NAMING) == (1, ())  # a lone x is not a usable pair
+    assert frame_files.list_frames(str(tmp_path / "nope"), "nope", charadesrgb.NAMING) == (0, ())
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_frame_level_samples_exact(tree, split, caplog):
     csv, root, cache = tree
-    with caplog.at_level(logging.INFO, logger="datasets.charades_index"):
-        index = ci.load_split(csv, root, split, cache, nclass=5, test_frames=4)
+    with caplog.at_level(logging.INFO, logger="datasets.frame_index"):
+        index = ci.load_split(csv, root, split, cache, RGB, nclass=5, test_frames=4)
     expected = [("AAA01", f, c) for f, c in AAA01_TRAIN] + [("BBB02", 1, []), ("BBB02", 5, [])]
     assert samples(index) == expected
     assert index.skipped.tolist() == ["CCC03", "DDD04"]
@@ -75,7 +80,7 @@ def test_frame_level_samples_exact(tree, split, caplog):
 
 def test_val_video_positions(tree):
     csv, root, cache = tree
-    index = ci.load_split(csv, root, "val_video", cache, nclass=5, test_frames=4)
+    index = ci.load_split(csv, root, "val_video", cache, RGB, nclass=5, test_frames=4)
     # AAA01: t_k*24 = k*1.25*24/4 = 0, 7.5, 15, 22.5; BBB02: 0, 12, 24, 36 -> clamped to n=9
     assert samples(index) == ([("AAA01", f, [1, 2]) for f in (1, 8, 16, 23)]
                               + [("BBB02", f, []) for f in (1, 9, 9, 9)])
@@ -104,26 +109,26 @@ def test_cache_reused_and_rebuilt(tree, monkeypatch, tmp_path, caplog):
     calls = []
     real = ci.build_index
     monkeypatch.setattr(ci, "build_index", lambda *a, **k: calls.append(1) or real(*a, **k))
-    first = ci.load_split(csv, root, "train", cache, nclass=5)
-    again = ci.load_split(csv, root, "train", cache, nclass=5)
+    first = ci.load_split(csv, root, "train", cache, RGB, nclass=5)
+    again = ci.load_split(csv, root, "train", cache, RGB, nclass=5)
     assert len(calls) == 1 and samples(first) == samples(again)
     assert not [n for n in os.listdir(cache) if n.endswith(".tmp")]
     # a changed CSV rebuilds: AAA01's first c002 now starts before frame 1
     write_csv(tmp_path / "ann.csv", [ROWS[0].replace("c002 0.0 0.5", "c002 -1 0.5")] + ROWS[1:])
-    changed = ci.load_split(csv, root, "train", cache, nclass=5)
+    changed = ci.load_split(csv, root, "train", cache, RGB, nclass=5)
     assert len(calls) == 2 and samples(changed)[0] == ("AAA01", 1, [2])
     # another data root rebuilds
     other = shutil.copytree(root, tmp_path / "rgb2")
-    ci.load_split(csv, str(other), "train", cache, nclass=5)
+    ci.load_split(csv, str(other), "train", cache, RGB, nclass=5)
     assert len(calls) == 3
     # another sampling parameter rebuilds
-    ci.load_split(csv, root, "train", cache, nclass=5, span=10)
+    ci.load_split(csv, root, "train", cache, dataclasses.replace(RGB, span=10), nclass=5)
     assert len(calls) == 4
     # a corrupt cache file is rebuilt with a log line, not fatal
     for name in os.listdir(cache):
         (tmp_path / "cache" / name).write_bytes(b"garbage")
-    with caplog.at_level(logging.WARNING, logger="datasets.charades_index"):
-        rebuilt = ci.load_split(csv, root, "train", cache, nclass=5)
+    with caplog.at_level(logging.WARNING, logger="datasets.frame_index"):
+        rebuilt = ci.load_split(csv, root, "train", cache, RGB, nclass=5)
     assert len(calls) == 5 and samples(rebuilt) == samples(changed)
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
 
@@ -136,7 +141,7 @@ def test_bad_actions(tmp_path, tree, row, message):
     _, root, cache = tree
     csv = write_csv(tmp_path / "bad.csv", ROWS + [row])
     with pytest.raises(AnnotationError, match=message) as err:
-        ci.load_split(csv, root, "train", cache, nclass=5)
+        ci.load_split(csv, root, "train", cache, RGB, nclass=5)
     assert "bad.csv" in str(err.value) and "line 6" in str(err.value) and "EEE05" in str(err.value)
 
 
@@ -145,8 +150,33 @@ def test_missing_column_csv_and_data_dir(tmp_path, tree):
     bad = tmp_path / "nocol.csv"
     bad.write_text("id,subject,length\nAAA01,S,1.0\n")
     with pytest.raises(AnnotationError, match="missing column.*actions"):
-        ci.load_split(str(bad), root, "train", cache, nclass=5)
+        ci.load_split(str(bad), root, "train", cache, RGB, nclass=5)
     with pytest.raises(FileNotFoundError, match="missing.csv"):
-        ci.load_split(str(tmp_path / "missing.csv"), root, "train", cache, nclass=5)
+        ci.load_split(str(tmp_path / "missing.csv"), root, "train", cache, RGB, nclass=5)
     with pytest.raises(FileNotFoundError, match="no_such_root"):
-        ci.load_split(str(tmp_path / "ann.csv"), str(tmp_path / "no_such_root"), "train", cache, nclass=5)
+        ci.load_split(str(tmp_path / "ann.csv"), str(tmp_path / "no_such_root"), "train", cache, RGB, nclass=5)
+
+
+def test_gaps_listed_per_plane_and_described(tmp_path):
+    d = tmp_path / "V1"
+    os.makedirs(d)
+    for f in [1, 2, 3, 5, 8, 9, 10]:
+        for axis in "xy":
+            if (f, axis) != (9, "y"):  # frame 9 lacks its y plane: a gap for flow
+                (d / f"V1-{f:06d}{axis}.jpg").write_bytes(b"")
+    listing = frame_files.list_frames(str(d), "V1", charadesflow.NAMING)
+    assert listing == (10, (4, 6, 7, 9))
+    assert frame_files.describe_gaps(listing) == "frames 4, 6-7, 9 missing of 1..10"
+    assert frame_files.describe_gaps(frame_files.Listing(5, (2,))) == "frame 2 missing of 1..5"
+
+
+def test_frames_present_with_stacks():
+    """``--frame-gaps present`` with flow stacks of 10: no sample needs the missing frame 13."""
+    video = Video("V", ((3, 0.0, 100.0),), 30 / 24)
+    listing = frame_files.Listing(30, (13,))
+    train = ci.build_index([video], [listing], "train", span=10, gaps="present")
+    assert train.frame.tolist() == [1, 17, 21]  # 5 and 9 would stack frame 13; 13 is it
+    vv = ci.build_index([video], [listing], "val_video", test_frames=4, span=10, gaps="present")
+    assert vv.frame.tolist() == [1, 3, 16, 21]  # 8 -> 3 (14 is farther), 23 -> 21 (the stack must fit)
+    assert ci.build_index([video], [listing], "train", span=10).frame.tolist() == []  # skip: left out
+    assert ci.build_index([video], [listing], "train", span=10).gapped.tolist() == ["V"]
