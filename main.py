@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = {"cache": opts.cache, "top1train": tr["top1"], "top5train": tr["top5"], "top1val": val["top1"],
                    "top5val": val["top5"], "mAP": video["mAP"], "videoprec1": video["prec1"],
                    "videoprec5": video["prec5"], "loss": tr["loss"]}
+        if video["top1"] is not None:  # single-label datasets: video top-1/top-5 accuracy
+            metrics.update(video_top1=video["top1"], video_top5=video["top5"])
         is_best = video["mAP"] > best_mAP
         best_mAP = max(video["mAP"], best_mAP)
         if main_process:  # every process holds the same weights and buffers: one writes them
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
             append_metrics(opts.cache, {
                 "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "top1train": tr["top1"],
                 "top5train": tr["top5"], "top1val": val["top1"], "top5val": val["top5"], "mAP": video["mAP"],
-                "loc_mAP": video["loc_mAP"], "epoch_time_s": time.time() - start,
+                "loc_mAP": video["loc_mAP"], "video_top1": video["top1"], "video_top5": video["top5"],
+                "epoch_time_s": time.time() - start,
                 "samples_per_s": tr["samples"] / max(tr["seconds"], 1e-9)})
             if opts.plot:
                 try:

@@ -174,15 +174,16 @@ def gather_videos(ids: list[str], arrays: list[np.ndarray], criterion) -> tuple[
 
 def validate_video(loader, model, criterion, epoch: int, opts: argparse.Namespace) -> dict:
     """Score every val video synchronously, write ``epoch_NNN.txt`` (and ``localize_NNN.txt``), and
-    return the video mAP, the localisation mAP (``--localize`` on Charades, else None) and video-level
-    prec@1/prec@5."""
+    return the video mAP, the localisation mAP (``--localize`` with an annotation CSV, else None),
+    video-level prec@1/prec@5, and for single-label datasets video top-1/top-5 accuracy (else None).
+    The dataset says what it is scored against (``eval_csv``, ``single_label``: datasets.frames)."""
     ids, scores, local, targets = score_videos(loader, model, criterion, opts)
     ids, (scores, local, targets) = gather_videos(ids, [scores, local, targets], criterion)
     path = os.path.join(opts.cache, "epoch_{:03d}.txt".format(epoch + 1))
     mAP = loc_mAP = None
     if distributed.is_main(opts):
         write_classification(path, ids, scores)
-        gt_csv = opts.val_file if opts.dataset.startswith("charades") else None
+        gt_csv = getattr(loader.dataset, "eval_csv", None)
         if opts.localize:
             loc_path = os.path.join(opts.cache, "localize_{:03d}.txt".format(epoch + 1))
             write_localization(loc_path, ids, local)
@@ -192,6 +193,10 @@ def validate_video(loader, model, criterion, epoch: int, opts: argparse.Namespac
         mAP = video_map(scores, targets, path, gt_csv)
     mAP, loc_mAP = distributed.broadcast((mAP, loc_mAP))
     prec1, prec5 = (float(p) for p in precision_at_k(torch.from_numpy(scores), torch.from_numpy(targets)))
-    log.info("val_video epoch %d: %d videos, mAP %.4f, prec@1 %.2f, prec@5 %.2f (%s)", epoch + 1, len(ids),
-             mAP, prec1, prec5, path)
-    return {"mAP": mAP, "loc_mAP": loc_mAP, "prec1": prec1, "prec5": prec5, "submission": path}
+    # one positive per video: prec@k is exactly top-k accuracy, these datasets' standard metric
+    top1, top5 = (prec1, prec5) if getattr(loader.dataset, "single_label", False) else (None, None)
+    log.info("val_video epoch %d: %d videos, mAP %.4f, prec@1 %.2f, prec@5 %.2f%s (%s)", epoch + 1, len(ids),
+             mAP, prec1, prec5, "" if top1 is None else f", top-1 accuracy {top1:.2f}, top-5 accuracy {top5:.2f}",
+             path)
+    return {"mAP": mAP, "loc_mAP": loc_mAP, "prec1": prec1, "prec5": prec5, "top1": top1, "top5": top5,
+            "submission": path}

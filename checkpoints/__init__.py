@@ -17,7 +17,8 @@ import torch
 from utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)
-METRIC_KEYS = ("top1train", "top5train", "top1val", "top5val", "mAP", "videoprec1", "videoprec5")
+METRIC_KEYS = ("top1train", "top5train", "top1val", "top5val", "mAP", "videoprec1", "videoprec5", "video_top1",
+               "video_top5")
 
 
 class CheckpointError(RuntimeError):

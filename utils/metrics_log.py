@@ -2,8 +2,10 @@
 
 Columns (``COLUMNS``): ``epoch`` (1-based, the NNN of ``epoch_NNN.txt``), ``lr``, ``train_loss``,
 ``top1train``, ``top5train``, ``top1val``, ``top5val`` (frame-level prec@k, %), ``mAP`` (video
-classification mAP), ``loc_mAP`` (localisation mAP with ``--localize``, else empty), ``epoch_time_s``
-(train + val + val_video wall time), ``samples_per_s`` (training samples per second of the train phase).
+classification mAP), ``loc_mAP`` (localisation mAP with ``--localize``, else empty), ``video_top1``,
+``video_top5`` (video top-1/top-5 accuracy, %, on single-label datasets such as Jester; else empty),
+``epoch_time_s`` (train + val + val_video wall time), ``samples_per_s`` (training samples per second of the
+train phase).
 
 A resumed run recomputes the epochs after its checkpoint, so appending the row of epoch ``e`` keeps only
 the rows of epochs ``< e``: the file never holds the same epoch twice, nor rows of an abandoned future.
@@ -22,7 +24,7 @@ import warnings
 
 FILENAME = "metrics.csv"
 COLUMNS = ("epoch", "lr", "train_loss", "top1train", "top5train", "top1val", "top5val", "mAP", "loc_mAP",
-           "epoch_time_s", "samples_per_s")
+           "video_top1", "video_top5", "epoch_time_s", "samples_per_s")
 
 
 class MetricsFormatError(ValueError):
