@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-DATASETS = ("charadesrgb", "charadesflow", "fake", "testdata1")
+DATASETS = ("charadesrgb", "charadesflow", "charadesrgbsubset", "jesterrgb", "somethingrgb", "fake", "testdata1")
 FLIP_MODES = ("auto", "none", "original", "mirror")  # datasets/mirror.py
 FRAME_GAPS = ("skip", "present", "error")             # datasets/frame_index.py
 
@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="charadesrgb", help="one of " + ", ".join(DATASETS))
     p.add_argument("--train-file", default="", help="training annotation CSV")
     p.add_argument("--val-file", default="", help="validation/test annotation CSV")
+    p.add_argument("--labels-file", default="",
+                   help="jesterrgb / somethingrgb: the class list (default: jester-v1-labels.csv or "
+                        "something-something-v2-labels.json next to --train-file)")
     p.add_argument("--flip", default="auto", choices=FLIP_MODES,
                    help="training flips: auto = the dataset's default (Charades: original, Jester: none, "
                         "Something-Something: mirror); none; original = RandomHorizontalFlip whatever the class "

@@ -93,8 +93,9 @@ def test_bad_frames_name_the_file(tmp_path, frame):
             device_decode.DeviceDecode(32, CPU, train=False, jitter=None)(device_decode.EncodedFrames(items))
 
 
-def test_gpu_decode_wiring(tmp_path):
-    argv = tiny_rgb_dataset(tmp_path)
+@pytest.mark.parametrize("dataset", ["charadesrgb", "jesterrgb"])
+def test_gpu_decode_wiring(tmp_path, dataset):
+    argv = tiny_rgb_dataset(tmp_path, dataset)
     opts = opts_module.parse(argv + ["--gpu-decode"])
     fast = datasets.get_dataset(opts_module.parse(argv + ["--fast-loader"]))
     for loader, ref_loader in zip(datasets.get_dataset(opts), fast):

@@ -16,7 +16,7 @@ from scipy import stats
 import datasets
 import opts as opts_module
 import train
-from datasets import charadesrgb, fast_frames
+from datasets import fast_frames
 from datasets.charadesrgb import FrameError, open_frame
 from datasets.transforms import val_transform
 
@@ -163,26 +163,32 @@ def test_bad_frames_raise_frame_error_naming_the_file(tmp_path, frames):
                 transform(str(tmp_path / name))
 
 
-def tiny_rgb_dataset(tmp_path) -> list[str]:
-    """One 12-frame 40x30 video under ``tmp_path``; returns the flags of a CPU run on it (16 px input)."""
+def tiny_rgb_dataset(tmp_path, dataset: str = "charadesrgb") -> list[str]:
+    """One 12-frame 40x30 video under ``tmp_path`` in ``dataset``'s layout (charadesrgb or jesterrgb);
+    returns the flags of a CPU run on it (16 px input)."""
     root = tmp_path / "rgb" / "AAA01"
     os.makedirs(root)
     for f in range(1, 13):
-        natural_jpeg(root / f"AAA01-{f:06d}.jpg", 40, 30, f)
-    (tmp_path / "ann.csv").write_text(
-        "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
-        'AAA01,S01,Kitchen,6,7,Yes,x,y,z,"c001 0.0 0.3",0.5\n')
-    return ["--data", str(tmp_path / "rgb"), "--train-file", str(tmp_path / "ann.csv"), "--val-file",
-            str(tmp_path / "ann.csv"), "--nclass", "5", "--inputsize", "16", "--test-frames", "4",
+        natural_jpeg(root / (f"AAA01-{f:06d}.jpg" if dataset == "charadesrgb" else f"{f:05d}.jpg"), 40, 30, f)
+    if dataset == "charadesrgb":
+        (tmp_path / "ann.csv").write_text(
+            "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
+            'AAA01,S01,Kitchen,6,7,Yes,x,y,z,"c001 0.0 0.3",0.5\n')
+    else:
+        (tmp_path / "ann.csv").write_text("AAA01;Swiping Right\n")
+        (tmp_path / "jester-v1-labels.csv").write_text("Swiping Left\nSwiping Right\nThumb Up\nStop Sign\nNo gesture\n")
+    return ["--dataset", dataset, "--data", str(tmp_path / "rgb"), "--train-file", str(tmp_path / "ann.csv"),
+            "--val-file", str(tmp_path / "ann.csv"), "--nclass", "5", "--inputsize", "16", "--test-frames", "4",
             "--workers", "0", "--batch-size", "2", "--device", "cpu", "--cache-dir", str(tmp_path / "cache")]
 
 
-def test_fast_loader_wiring(tmp_path):
-    argv = tiny_rgb_dataset(tmp_path)
+@pytest.mark.parametrize("dataset", ["charadesrgb", "jesterrgb"])
+def test_fast_loader_wiring(tmp_path, dataset):
+    argv = tiny_rgb_dataset(tmp_path, dataset) + ["--flip", "original"]
     opts = opts_module.parse(argv + ["--fast-loader"])
-    plain = charadesrgb.get(opts_module.parse(argv))
+    plain = datasets.get_datasets(opts_module.parse(argv))
     assert not any(hasattr(ds, "batch_transform") for ds in plain)  # the default path is unchanged
-    fast = charadesrgb.get(opts)
+    fast = datasets.get_datasets(opts)
     assert [ds.batch_transform.jitter for ds in fast] == [0.4, None, None]
     for ds_fast, ds_plain in zip(fast[1:], plain[1:]):
         x, target, meta = ds_fast[1]
@@ -190,6 +196,16 @@ def test_fast_loader_wiring(tmp_path):
         ref, ref_target, ref_meta = ds_plain[1]
         assert torch.equal(target, ref_target) and meta == ref_meta
         assert (ds_fast.batch_transform(x[None])[0] - ref).abs().mean() < 0.05
+    flips = set()
+    for seed in range(8):  # the training flip: drawn by the dataset, applied to the uint8 frame
+        torch.default_generator.manual_seed(seed)
+        x, _, _ = fast[0][0]
+        torch.default_generator.manual_seed(seed)
+        unflipped = fast_frames.FastTrainFrame(16, flip_p=None)(fast[0].path(0))  # the same crop draws
+        flipped = not torch.equal(x, unflipped)
+        assert torch.equal(x, unflipped.flip(-1) if flipped else unflipped)
+        flips.add(flipped)
+    assert flips == {True, False}
     loaders = datasets.get_dataset(opts)
     for loader in loaders:
         inputs, _, _ = train.prepare(next(iter(loader)), loader, opts)
