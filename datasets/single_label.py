@@ -50,12 +50,18 @@ def unique_ids(videos: list[LabelledVideo], path: str, where: str) -> list[Label
     return videos
 
 
-def single_label_datasets(opts: argparse.Namespace, name: str, naming: FrameNaming, labels: str,
-                          names: Sequence[str], read: Callable[[str], list[LabelledVideo]],
+def single_label_datasets(opts: argparse.Namespace, name: str, naming: FrameNaming, labels_name: str,
+                          read_labels: Callable[[str], list[str]],
+                          read_videos: Callable[[str, dict[str, int], str], list[LabelledVideo]],
                           default_flip: str) -> tuple[RGBFrames, RGBFrames, RGBFrames]:
-    """The three RGB datasets of a single-label set whose class names (from the file ``labels``) are
-    ``names`` and whose annotation files ``read`` parses."""
+    """The three RGB datasets of a single-label set: its class names are ``read_labels(labels file)``
+    (``labels_name`` unless ``--labels-file``), and ``read_videos(annotation file, {name: class}, labels
+    file)`` parses its annotation files."""
+    labels = labels_path(opts, labels_name)
+    names = read_labels(labels)
     check_classes(names, labels, opts.nclass)
-    source = FrameSource(name, naming, read, depends=(labels,), placement="spread")
+    classes = {class_name: c for c, class_name in enumerate(names)}
+    source = FrameSource(name, naming, lambda path: read_videos(path, classes, labels), depends=(labels,),
+                         placement="spread")
     return rgb_datasets(opts, source, flip=resolve_flip(opts, default_flip, names), eval_csv=None,
                         single_label=True)

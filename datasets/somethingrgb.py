@@ -14,7 +14,7 @@ import json
 from datasets.frame_files import FrameNaming
 from datasets.frame_index import LabelledVideo
 from datasets.frames import RGBFrames
-from datasets.single_label import labels_path, single_label_datasets, unique_ids
+from datasets.single_label import single_label_datasets, unique_ids
 from utils.charades_csv import AnnotationError
 
 NAMING = FrameNaming("{id}-{frame:06d}.jpg")
@@ -72,8 +72,4 @@ def read_videos(path: str, classes: dict[str, int], labels: str) -> list[Labelle
 
 def get(opts: argparse.Namespace) -> tuple[RGBFrames, RGBFrames, RGBFrames]:
     """train, val, val_video datasets of ``opts.data`` with ``opts.train_file`` / ``opts.val_file``."""
-    labels = labels_path(opts, LABELS)
-    names = read_labels(labels)
-    classes = {name: c for c, name in enumerate(names)}
-    return single_label_datasets(opts, "somethingrgb", NAMING, labels, names,
-                                 lambda path: read_videos(path, classes, labels), DEFAULT_FLIP)
+    return single_label_datasets(opts, "somethingrgb", NAMING, LABELS, read_labels, read_videos, DEFAULT_FLIP)
