@@ -4,8 +4,12 @@ Every dataset module exposes ``get(opts) -> (train, val, val_video)``: three ``t
 items are ``(input, target, meta)`` with ``target`` a float multi-hot vector of ``nclass`` and
 ``meta = {'id': str, 'time': int}``, and whose attribute ``video_ids`` lists each item's video id in
 item order (cheap, no decoding) so that val_video can be batched one whole video at a time.
-A dataset may also carry ``batch_transform``: work done per batch on the device (``train.prepare``), and
-``collate_fn``: how its items make a batch (default: ``torch``'s default collate).
+A dataset may also carry ``batch_transform``: work done per batch on the device (``train.prepare``),
+``collate_fn``: how its items make a batch (default: ``torch``'s default collate), ``eval_csv``: the
+Charades-format annotation file the official evaluator scores val_video against (absent or None: the
+mAP of the in-memory scores), and ``single_label``: one class per video (video top-1/top-5 reported).
+The frame datasets share one base, ``datasets.frames``; a new one is a module with ``get(opts)`` and its
+name in ``opts.DATASETS``.
 """
 from __future__ import annotations
 
