@@ -31,15 +31,22 @@ def arch_choices() -> list[str]:
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(EXTRA_ARCHS))
 
 
-def _torchvision_pretrained(arch: str) -> nn.Module:
-    """torchvision's ImageNet weights, the normal way (torch hub cache, downloaded when missing)."""
-    weights = torchvision.models.get_model_weights(arch).DEFAULT
+def _torchvision_pretrained(arch: str, tag: str) -> nn.Module:
+    """torchvision's weights ``tag`` of ``arch`` (``IMAGENET1K_V1``: the original's ``pretrained=True``),
+    the normal way (torch hub cache, downloaded when missing)."""
+    enum = torchvision.models.get_model_weights(arch)
+    tag = tag.upper()  # torchvision's tags are upper case
+    if tag not in enum.__members__:
+        tags = ", ".join(t for t in enum.__members__ if t != "DEFAULT")
+        raise ValueError(f"--pretrained {tag}: torchvision has no such weights for {arch}; available: {tags} "
+                         f"(or DEFAULT, today {enum.DEFAULT.name}): pass one as --pretrained TAG")
+    weights = enum[tag]
     try:
         return torchvision.models.get_model(arch, weights=weights)
     except Exception as err:  # no network, a proxy, a truncated download...
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         raise RuntimeError(
-            f"--pretrained: could not load torchvision's ImageNet weights for {arch} ({err}). "
+            f"--pretrained {tag}: could not load torchvision's {weights.name} weights for {arch} ({err}). "
             f"Download {weights.url} and put it at {path} (or pass --pretrained-weights FILE).") from None
 
 
@@ -73,7 +80,7 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
     if opts.arch in EXTRA_ARCHS:
         model = EXTRA_ARCHS[opts.arch](opts)
     elif opts.arch in torchvision.models.list_models(module=torchvision.models):
-        model = _torchvision_pretrained(opts.arch) if opts.pretrained else \
+        model = _torchvision_pretrained(opts.arch, opts.pretrained) if opts.pretrained else \
             torchvision.models.get_model(opts.arch, weights=None)
     else:
         raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
