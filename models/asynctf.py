@@ -66,7 +66,9 @@ class AsyncTFCriterion(nn.Module):
         self.messages = MessageBuffer(*buf)  # sigmoid(a) of every stored sample
         self.targets = MessageBuffer(*buf)   # ground truth of training samples (adjustment)
         self.seed = opts.manual_seed
-        self.generator = torch.Generator().manual_seed(opts.manual_seed)  # storing order
+        # storing orders: the messages', then (training with adjustment) the targets', from one stream as the
+        # original's random(); its state is part of the exact-resume state
+        self.generator = torch.Generator().manual_seed(opts.manual_seed)
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))           # N
         self.register_buffer("positives", torch.zeros(C, dtype=torch.long))       # per-class count
         self.gather: Callable | None = None
@@ -129,7 +131,9 @@ class AsyncTFCriterion(nn.Module):
         if self.training and self.adjustment:
             self.targets.to(a.device)
             grows = self.targets.lookup(gids)
-            self.targets.store(grows, gtimes, gtarget, order)
+            # an order of its own, as the original shuffled each buffer's rows separately (two calls of
+            # mset, each sorting by random()): the two FIFOs can keep different items of a video
+            self.targets.store(grows, gtimes, gtarget, torch.randperm(len(gids), generator=generator))
             g2 = self.targets.read_joint(grows if gids is ids else self.targets.lookup(ids), times)  # after storing
         scale = self._balance(target, gtarget) if self.training and self.balanceloss else None
         return field_loss(a, aa, msg2, target, g2, scale, self.originalloss_weight,

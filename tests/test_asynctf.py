@@ -113,7 +113,7 @@ class SlowCriterion:
             return qa, loss
         past = fut = 0.0
         if o.adjustment:
-            self.store(self.gmem, ids, times, target, order)
+            self.store(self.gmem, ids, times, target, torch.randperm(B, generator=self.gen))  # an order of its own
             gmsg = torch.stack([self.read(self.gmem, ids[b], int(times[b]), False) for b in range(B)])
             gfmsg = torch.stack([self.read(self.gmem, ids[b], int(times[b]), True) for b in range(B)])
             s = 0.5 * o.temporalloss_weight / C ** 2
@@ -155,6 +155,18 @@ def test_criterion_matches_slow_reference(tmp_path, training, adjustment, balanc
         l2.backward()
         assert torch.allclose(a1.grad.double(), a2.grad, atol=1e-5)
         assert torch.allclose(aa1.grad.double(), aa2.grad, atol=1e-5)
+
+
+def test_message_and_target_buffers_are_shuffled_independently(tmp_path):
+    """memory 1: each FIFO keeps the item stored last, which the two buffers' own orders choose (the
+    original's mset sorted each buffer's rows by random() separately)."""
+    o = make_opts(tmp_path, memory_size=1, nclass=2)
+    crit = AsyncTFCriterion(o).train()
+    kept = []
+    for a, aa, target, _, _ in random_batches(4, 8, 2, seed=4):
+        crit(a, aa, target, {"id": ["v"] * 8, "time": torch.arange(1, 9) * 10})
+        kept.append((crit.messages.times[0, 0].item(), crit.targets.times[0, 0].item()))
+    assert any(m != t for m, t in kept), kept
 
 
 def test_adjustment_and_balance_change_the_loss(tmp_path):
