@@ -81,7 +81,8 @@ class AsyncTFCriterion(nn.Module):
         return self.gather(ids, times, *values)
 
     def _balance(self, target: torch.Tensor, seen_target: torch.Tensor) -> torch.Tensor:
-        """The gradient scale of every score: ``(N/2)/count``, count of the sample's label for its class.
+        """The gradient scale of every score: ``floor(N/2)/count``, count of the sample's label for its class
+        (the original's BalanceLabels: ``self.total / 2`` of an int total, Python 2 integer division).
 
         ``seen_target`` is the batch counted (the global batch when distributed)."""
         self.seen, self.positives = self.seen.to(target.device), self.positives.to(target.device)
@@ -89,7 +90,7 @@ class AsyncTFCriterion(nn.Module):
         self.positives += (seen_target > 0.5).sum(0)
         pos = self.positives.to(target.dtype)
         count = torch.where(target > 0.5, pos, self.seen.to(target.dtype) - pos)
-        return (self.seen.to(target.dtype) / 2) / count
+        return (self.seen // 2).to(target.dtype) / count
 
     # The head's aa is one C x C matrix expanded over the batch (stride 0).  Using that matrix directly
     # makes x^T aa a plain matrix product, ~10x cheaper than a batched one, and, above all, keeps the
