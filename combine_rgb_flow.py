@@ -2,17 +2,24 @@
 
 Both files must be of the same kind, told by the column count: classification (``ID s_0 ... s_156``)
 or localisation (``ID FRAME s_0 ... s_156``).  The fused score of a key (the video id, or the pair
-(id, frame)) is ``w_rgb * rgb + w_flow * flow`` over the union of the keys of both files; a key missing
-from one file counts as zeros there, and is reported on stderr.  Localisation files with 0-based frame
-numbers are shifted to 1-based first (as the official evaluator does), so both files' keys agree.
+(id, frame)) is ``w_rgb * rgb + w_flow * flow`` over the union of the keys of both files, with the weights
+normalised to sum to 1 (the original's ``w = [x/sum(w) for x in w]``); a key missing from one file counts
+as zeros there, and is reported on stderr.  Localisation files with 0-based frame numbers are shifted to
+1-based first (as the official evaluator does), so both files' keys agree.
 
-    python combine_rgb_flow.py cache/rgb/epoch_005.txt cache/flow/epoch_005.txt
+As the original, the fused file goes to stdout (every message to stderr); ``-o`` writes it atomically:
+
+    python combine_rgb_flow.py cache/rgb/epoch_005.txt cache/flow/epoch_005.txt > fused.txt
+    python combine_rgb_flow.py cache/rgb/epoch_005.txt cache/flow/epoch_005.txt -o fused.txt
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,17 +31,21 @@ MAX_LISTED = 10  # missing keys named on stderr; the rest are counted
 
 @dataclass(frozen=True)
 class CombineResult:
-    out_path: str
+    out_path: str | None           # None: written to stdout
     kind: str                      # "classify" or "localize"
     nkeys: int                     # rows written
+    weights: tuple[float, float]   # as applied, normalised to sum to 1
     only_rgb: list[tuple]          # keys missing from the flow file
     only_flow: list[tuple]         # keys missing from the RGB file
 
 
-def default_out_path(rgb_path: str) -> str:
-    """``<RGB stem>_combined<RGB suffix>`` next to the RGB file (suffix ``.txt`` if it has none)."""
-    stem, ext = os.path.splitext(rgb_path)
-    return f"{stem}_combined{ext or '.txt'}"
+def normalised(weights: tuple[float, float]) -> tuple[float, float]:
+    """``weights`` divided by their sum (the original's ``w = [x/sum(w) for x in w]``)."""
+    total = math.fsum(weights)
+    if total == 0 or not math.isfinite(total):
+        raise ValueError(f"--weights {' '.join(f'{w:g}' for w in weights)}: they sum to {total:g}, so they cannot "
+                         f"be normalised to sum to 1; give weights with a finite, nonzero sum (e.g. 0.5 0.5)")
+    return tuple(w / total for w in weights)
 
 
 def _keys(sub: Submission, name: str) -> list[tuple]:
@@ -57,12 +68,15 @@ def _report(missing: list[tuple], present: str, absent: str) -> None:
 
 def combine(rgb_path: str, flow_path: str, out_path: str | None = None,
             weights: tuple[float, float] = (0.5, 0.5), nclass: int = 157) -> CombineResult:
-    """Write ``weights[0] * RGB + weights[1] * FLOW`` over the union of keys to ``out_path`` (atomically).
+    """Write ``w_rgb * RGB + w_flow * FLOW`` (``weights`` normalised to sum to 1) over the union of keys to
+    ``out_path`` (atomically), or to stdout when ``out_path`` is None.
 
-    Keys come in RGB file order, then the flow-only keys in flow file order.  ``out_path`` defaults
-    to ``default_out_path(rgb_path)``.  Raises ``SubmissionError`` for a malformed file or two files
-    of different kinds.
+    Keys come in RGB file order, then the flow-only keys in flow file order.  An infinite score stays
+    infinite; a stream of weight 0 contributes nothing (not ``0 * inf``).  Raises ``SubmissionError`` for
+    a malformed file, two files of different kinds, or a key and class scored +inf in one file and -inf
+    in the other (their sum is undefined); ``ValueError`` for weights that sum to 0.
     """
+    weights = normalised(weights)
     rgb, flow = read_submission(rgb_path, nclass), read_submission(flow_path, nclass)
     if rgb.kind != flow.kind:
         raise SubmissionError(f"cannot combine a {rgb.kind} file ({rgb_path}) with a {flow.kind} file ({flow_path})")
@@ -75,30 +89,53 @@ def combine(rgb_path: str, flow_path: str, out_path: str | None = None,
     only_rgb = [k for k in rgb_keys if k not in flow_set]
 
     fused = np.zeros((len(index), nclass))
-    fused[: len(rgb_keys)] += weights[0] * rgb.scores          # RGB keys are the first rows, in order
-    fused[[index[k] for k in flow_keys]] += weights[1] * flow.scores
+    if weights[0]:
+        fused[: len(rgb_keys)] = weights[0] * rgb.scores    # RGB keys are the first rows, in order
+    if weights[1]:
+        rows = np.array([index[k] for k in flow_keys], dtype=np.int64)
+        part = weights[1] * flow.scores
+        _check_infinities(fused[rows], part, flow_keys, rgb_path, flow_path)
+        fused[rows] += part
     keys = list(index)
     frames = np.array([k[1] for k in keys], dtype=np.int64) if rgb.kind == LOCALIZE else None
-    out_path = out_path or default_out_path(rgb_path)
-    write_submission(out_path, [k[0] for k in keys], fused, frames)
+    if out_path:
+        write_submission(out_path, [k[0] for k in keys], fused, frames)
+    else:  # the same writer (and checks) through a private file, then all of it to stdout
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "fused.txt")
+            write_submission(path, [k[0] for k in keys], fused, frames)
+            with open(path, encoding="utf-8") as f:
+                shutil.copyfileobj(f, sys.stdout)
+            sys.stdout.flush()
 
     _report(only_rgb, "RGB", "FLOW")
     _report(only_flow, "FLOW", "RGB")
-    return CombineResult(out_path, rgb.kind, len(keys), only_rgb, only_flow)
+    return CombineResult(out_path or None, rgb.kind, len(keys), weights, only_rgb, only_flow)
+
+
+def _check_infinities(rgb_part: np.ndarray, flow_part: np.ndarray, keys: list[tuple], rgb_path: str,
+                      flow_path: str) -> None:
+    """+inf from one stream and -inf from the other have no sum: name the first such key and class."""
+    clash = np.isinf(rgb_part) & np.isinf(flow_part) & (np.sign(rgb_part) != np.sign(flow_part))
+    if clash.any():
+        i, c = np.argwhere(clash)[0]
+        raise SubmissionError(f"key {' '.join(map(str, keys[i]))}, class {c}: the weighted RGB score "
+                              f"({rgb_path}) is {rgb_part[i, c]:g} and the weighted flow score ({flow_path}) is "
+                              f"{flow_part[i, c]:g}: their sum is undefined ({int(clash.sum())} such score(s))")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Fuse an RGB and a flow submission file (both classification, or both localisation) "
-                    "with a weighted sum over the union of their keys; a key missing from one file counts "
-                    "as zeros there and is reported on stderr.")
+                    "with a weighted sum over the union of their keys, and print it (as the original: "
+                    "python combine_rgb_flow.py RGB FLOW > fused.txt); a key missing from one file counts "
+                    "as zeros there and is reported on stderr, as is every other message.")
     parser.add_argument("rgb", help="RGB stream submission file")
     parser.add_argument("flow", help="flow stream submission file")
     parser.add_argument("-o", "--out", default=None,
-                        help="output file (default: <RGB stem>_combined<RGB suffix> next to RGB, "
-                             "e.g. cache/rgb/epoch_005.txt -> cache/rgb/epoch_005_combined.txt)")
+                        help="write the fused file here (atomically) instead of to stdout")
     parser.add_argument("--weights", nargs=2, type=float, default=(0.5, 0.5), metavar=("W_RGB", "W_FLOW"),
-                        help="weights of the RGB and the flow scores (default: 0.5 0.5)")
+                        help="weights of the RGB and the flow scores, normalised to sum to 1 (default: 0.5 0.5)")
     parser.add_argument("--nclass", type=int, default=157)
     args = parser.parse_args(argv)
     try:
@@ -106,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:  # SubmissionError is a ValueError
         print(f"combine_rgb_flow: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {result.out_path}: {result.nkeys} {result.kind} rows "
-          f"(weights RGB {args.weights[0]:g}, flow {args.weights[1]:g})")
+    print(f"combine_rgb_flow: {result.nkeys} fused {result.kind} rows (weights RGB {result.weights[0]:g}, flow "
+          f"{result.weights[1]:g}) written to {result.out_path or 'stdout'}", file=sys.stderr)
     return 0
 
 

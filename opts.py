@@ -32,6 +32,17 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
 
 
+IMAGENET_V1 = "IMAGENET1K_V1"  # torchvision's first ImageNet weights: the original's pretrained=True
+
+
+def _pretrained(text: str) -> str | bool:
+    """``--pretrained [TAG]``: a torchvision weights tag (bare or true: ``IMAGENET1K_V1``), or false."""
+    try:
+        return IMAGENET_V1 if _bool(text) else False
+    except argparse.ArgumentTypeError:
+        return str(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so scripts can add their own flags)."""
     p = argparse.ArgumentParser(description="Asynchronous Temporal Fields (AsyncTF) on Charades")
@@ -57,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nclass", default=157, type=int)
     # model
     p.add_argument("--arch", default="resnet152", help="a torchvision classification model, or vgg16flow")
-    p.add_argument("--pretrained", **switch, help="torchvision ImageNet weights")
+    p.add_argument("--pretrained", nargs="?", const=IMAGENET_V1, default=False, type=_pretrained, metavar="TAG",
+                   help="torchvision ImageNet weights: bare, IMAGENET1K_V1 (the original's pretrained=True, "
+                        "the published run); or a torchvision weights tag, e.g. IMAGENET1K_V2 or DEFAULT")
     p.add_argument("--pretrained-weights", default="", help="a local state dict to start from")
     p.add_argument("--nhidden", default=10, type=int, help="rank H of the pairwise term aa = U V")
     # optimisation

@@ -36,7 +36,6 @@ import time
 import zlib
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
@@ -52,6 +51,11 @@ ASYNCTF_FLAGS = ["--nclass", str(C), "--nhidden", "3", "--temporal-weight", "0.0
 
 
 # -- the reference: the original's structure ----------------------------------------------------------
+def bce04(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """PyTorch 0.4's BCELoss (the original's nn.BCELoss()), mean."""
+    return -(t * torch.log(p + 1e-12) + (1 - t) * torch.log(1 - p + 1e-12)).mean()
+
+
 class ScaleGrad(torch.autograd.Function):
     """Identity forward; gradient multiplied by ``weights`` (the original's BalanceLabels)."""
 
@@ -99,14 +103,14 @@ class OriginalStyleCriterion:
                 del fifo[0]
 
     def balance(self, qa: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Gradient weights ``(N/2)/count``, one row per sample (``per_element``: the original's
+        """Gradient weights ``floor(N/2)/count``, one row per sample (``per_element``: the original's
         BalanceLabels, a Python loop over every sample and class)."""
         tcpu = target.cpu()
         if self.per_element:
             return ScaleGrad.apply(qa, self._balance_per_element(tcpu).to(qa.device))
         self.total += tcpu.shape[0]
         self.counts += (tcpu > 0.5).sum(0)
-        half = self.total / 2
+        half = self.total // 2  # Python 2's int division
         weights = torch.stack([torch.where(tt > 0.5, half / self.counts, half / (self.total - self.counts))
                                for tt in tcpu])
         return ScaleGrad.apply(qa, weights.to(qa.device))
@@ -126,7 +130,7 @@ class OriginalStyleCriterion:
         weights = torch.zeros(*target.shape)
         for i, tt in enumerate(target):
             for j, t in enumerate(tt):
-                avg = self.total / 2
+                avg = self.total // 2
                 weights[i, j] = avg / float(zerocounts[j]) if (t == 0).all() else avg / float(counts[j])
         return weights
 
@@ -138,14 +142,14 @@ class OriginalStyleCriterion:
         qa = torch.sigmoid(q)
         if self.training and o.balanceloss:
             qa = self.balance(qa, target)
-        loss = F.binary_cross_entropy(qa, target) + o.originalloss_weight * F.binary_cross_entropy(
-            torch.sigmoid(a), target)
+        loss = bce04(qa, target) + o.originalloss_weight * bce04(torch.sigmoid(a), target)
         order = torch.randperm(len(ids), generator=generator).tolist()
         self.set_msg(self.storage, torch.sigmoid(a), ids, times, order)
         if not self.training:
             return qa, loss
         if o.adjustment:
-            self.set_msg(self.storage_gt, target, ids, times, order)
+            gorder = torch.randperm(len(ids), generator=generator).tolist()  # each buffer its own order
+            self.set_msg(self.storage_gt, target, ids, times, gorder)
             gmsg = self.get_msg(self.storage_gt, ids, times, future=False)
             gfmsg = self.get_msg(self.storage_gt, ids, times, future=True)
             s = 0.5 * o.temporalloss_weight / o.nclass ** 2

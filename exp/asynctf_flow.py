@@ -3,8 +3,9 @@
 
     python exp/asynctf_flow.py [--any-flag value ...]   # command-line flags override the ones below
 
-The UCF101 flow VGG-16 is not downloadable from here: put its state dict (torchvision VGG-16 key layout,
-20-channel ``features.0``, 101-way ``classifier.6``) at ``$CHARADES/ucf101_flow_vgg16.pth``, or pass
+The UCF101 flow VGG-16 is not downloadable from here: put its state dict (the original's flat layout,
+``0.weight`` ... ``38.1.weight``, or torchvision's VGG-16 layout, ``features.0.weight`` ... ``classifier.6.weight``;
+20-channel first convolution, 101 classes) at ``$CHARADES/ucf101_flow_vgg16.pth``, or pass
 ``--pretrained-weights FILE``.  Without it the network trains from scratch (a warning says so).
 Re-running the same command resumes from ./cache/asynctf_flow/model.pth.tar.
 """

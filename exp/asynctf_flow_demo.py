@@ -2,7 +2,7 @@
 """The flow stream on the embedded demo dataset (CPU, minutes): the demo's RGB settings on the rendered
 optical-flow frames, with resnet18's first convolution widened to 20 channels.  Fuse with the RGB demo:
 
-    python combine_rgb_flow.py cache/asynctf_rgb_demo/epoch_NNN.txt cache/asynctf_flow_demo/epoch_NNN.txt
+    python combine_rgb_flow.py cache/asynctf_rgb_demo/epoch_NNN.txt cache/asynctf_flow_demo/epoch_NNN.txt > fused.txt
 """
 import os
 import sys

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -12,7 +13,7 @@ import torchvision
 from checkpoints import load_weights_file
 from models.asynctf import AsyncTFBase, AsyncTFCriterion
 from models.flow_input import widen_first_conv
-from models.vgg16flow import vgg16flow
+from models.vgg16flow import from_original_layout, vgg16flow
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ def _linear(opts: argparse.Namespace) -> nn.Module:
 
 # name -> constructor(opts) for archs outside torchvision
 EXTRA_ARCHS: dict = {"linear": _linear, "vgg16flow": vgg16flow}
+# name -> renaming of the keys of another layout of that arch's weights files (applied before matching)
+WEIGHTS_LAYOUTS: dict = {"vgg16flow": from_original_layout}
+MIN_FITTING = 0.5  # a --pretrained-weights file of which fewer of its tensors fit is an error
 
 
 def arch_choices() -> list[str]:
@@ -31,15 +35,22 @@ def arch_choices() -> list[str]:
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(EXTRA_ARCHS))
 
 
-def _torchvision_pretrained(arch: str) -> nn.Module:
-    """torchvision's ImageNet weights, the normal way (torch hub cache, downloaded when missing)."""
-    weights = torchvision.models.get_model_weights(arch).DEFAULT
+def _torchvision_pretrained(arch: str, tag: str) -> nn.Module:
+    """torchvision's weights ``tag`` of ``arch`` (``IMAGENET1K_V1``: the original's ``pretrained=True``),
+    the normal way (torch hub cache, downloaded when missing)."""
+    enum = torchvision.models.get_model_weights(arch)
+    tag = tag.upper()  # torchvision's tags are upper case
+    if tag not in enum.__members__:
+        tags = ", ".join(t for t in enum.__members__ if t != "DEFAULT")
+        raise ValueError(f"--pretrained {tag}: torchvision has no such weights for {arch}; available: {tags} "
+                         f"(or DEFAULT, today {enum.DEFAULT.name}): pass one as --pretrained TAG")
+    weights = enum[tag]
     try:
         return torchvision.models.get_model(arch, weights=weights)
     except Exception as err:  # no network, a proxy, a truncated download...
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         raise RuntimeError(
-            f"--pretrained: could not load torchvision's ImageNet weights for {arch} ({err}). "
+            f"--pretrained {tag}: could not load torchvision's {weights.name} weights for {arch} ({err}). "
             f"Download {weights.url} and put it at {path} (or pass --pretrained-weights FILE).") from None
 
 
@@ -56,13 +67,24 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def load_pretrained_weights(model: nn.Module, path: str) -> None:
-    """Load a local state dict into the backbone; layers whose shape differs are skipped (and logged)."""
+def load_pretrained_weights(model: nn.Module, path: str, rename: Callable[[dict], dict] | None = None) -> None:
+    """Load a local state dict into the backbone; layers whose shape differs are skipped (and logged).
+
+    ``rename`` maps another key layout of the same network onto the model's.  A file of which fewer than
+    half of the tensors fit is an error (the wrong file or layout, not a checkpoint to start from)."""
     state = load_weights_file(path)
+    if rename is not None:
+        state = rename(state)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(state) - set(usable))
     missing = sorted(set(own) - set(usable))
+    if not state or len(usable) < MIN_FITTING * len(state):
+        why = [f"{k} {tuple(state[k].shape)}" + (f" (the model's is {tuple(own[k].shape)})" if k in own else
+                                                  " (not in the model)") for k in skipped[:4]]
+        raise ValueError(f"--pretrained-weights {path}: only {len(usable)} of its {len(state)} tensors fit "
+                         f"the {type(model).__name__} network; unmatched: {', '.join(why) or 'none'}; "
+                         f"the network's keys look like {', '.join(list(own)[:3])}")
     model.load_state_dict(usable, strict=False)
     log.info("=> loaded %d tensors from %s (skipped %d: %s; left as initialised: %d: %s)", len(usable), path,
              len(skipped), skipped[:5], len(missing), missing[:5])
@@ -73,12 +95,12 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
     if opts.arch in EXTRA_ARCHS:
         model = EXTRA_ARCHS[opts.arch](opts)
     elif opts.arch in torchvision.models.list_models(module=torchvision.models):
-        model = _torchvision_pretrained(opts.arch) if opts.pretrained else \
+        model = _torchvision_pretrained(opts.arch, opts.pretrained) if opts.pretrained else \
             torchvision.models.get_model(opts.arch, weights=None)
     else:
         raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
     if opts.pretrained_weights:
-        load_pretrained_weights(model, opts.pretrained_weights)
+        load_pretrained_weights(model, opts.pretrained_weights, WEIGHTS_LAYOUTS.get(opts.arch))
     if opts.dataset == "charadesflow" and opts.arch not in EXTRA_ARCHS:  # after loading: average RGB weights
         widen_first_conv(model)
     name = _last_linear(model)

@@ -66,7 +66,9 @@ class AsyncTFCriterion(nn.Module):
         self.messages = MessageBuffer(*buf)  # sigmoid(a) of every stored sample
         self.targets = MessageBuffer(*buf)   # ground truth of training samples (adjustment)
         self.seed = opts.manual_seed
-        self.generator = torch.Generator().manual_seed(opts.manual_seed)  # storing order
+        # storing orders: the messages', then (training with adjustment) the targets', from one stream as the
+        # original's random(); its state is part of the exact-resume state
+        self.generator = torch.Generator().manual_seed(opts.manual_seed)
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))           # N
         self.register_buffer("positives", torch.zeros(C, dtype=torch.long))       # per-class count
         self.gather: Callable | None = None
@@ -79,7 +81,8 @@ class AsyncTFCriterion(nn.Module):
         return self.gather(ids, times, *values)
 
     def _balance(self, target: torch.Tensor, seen_target: torch.Tensor) -> torch.Tensor:
-        """The gradient scale of every score: ``(N/2)/count``, count of the sample's label for its class.
+        """The gradient scale of every score: ``floor(N/2)/count``, count of the sample's label for its class
+        (the original's BalanceLabels: ``self.total / 2`` of an int total, Python 2 integer division).
 
         ``seen_target`` is the batch counted (the global batch when distributed)."""
         self.seen, self.positives = self.seen.to(target.device), self.positives.to(target.device)
@@ -87,7 +90,7 @@ class AsyncTFCriterion(nn.Module):
         self.positives += (seen_target > 0.5).sum(0)
         pos = self.positives.to(target.dtype)
         count = torch.where(target > 0.5, pos, self.seen.to(target.dtype) - pos)
-        return (self.seen.to(target.dtype) / 2) / count
+        return (self.seen // 2).to(target.dtype) / count
 
     # The head's aa is one C x C matrix expanded over the batch (stride 0).  Using that matrix directly
     # makes x^T aa a plain matrix product, ~10x cheaper than a batched one, and, above all, keeps the
@@ -129,7 +132,9 @@ class AsyncTFCriterion(nn.Module):
         if self.training and self.adjustment:
             self.targets.to(a.device)
             grows = self.targets.lookup(gids)
-            self.targets.store(grows, gtimes, gtarget, order)
+            # an order of its own, as the original shuffled each buffer's rows separately (two calls of
+            # mset, each sorting by random()): the two FIFOs can keep different items of a video
+            self.targets.store(grows, gtimes, gtarget, torch.randperm(len(gids), generator=generator))
             g2 = self.targets.read_joint(grows if gids is ids else self.targets.lookup(ids), times)  # after storing
         scale = self._balance(target, gtarget) if self.training and self.balanceloss else None
         return field_loss(a, aa, msg2, target, g2, scale, self.originalloss_weight,

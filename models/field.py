@@ -4,7 +4,7 @@
 adjustment, ``g2 = [gmsg | gfmsg]`` (B x 2C each):
 
     q       = a + msg^T aa + aa fmsg,   qa = sigmoid(q)
-    loss    = BCE(qa, target) + originalloss_weight * BCE(sigmoid(a), target)      (means)
+    loss    = BCE(qa, target) + originalloss_weight * BCE(sigmoid(a), target)      (means, PyTorch 0.4's)
     terms_b = [(gmsg-msg)_b^T aa target_b,  target_b^T aa (gfmsg-fmsg)_b]
     loss   += adjust_weight * sum over both terms of mean_b(terms_b^2)  (adjust_weight = 0.5 w_t / C^2)
     loss   /= divisor                                                  (3 in training, 1 otherwise)
@@ -23,21 +23,40 @@ per-sample implementation in tests/test_asynctf.py.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-BCE_EPS = 1e-12  # binary_cross_entropy_backward's clamp of p (1 - p)
+BCE_EPS = 1e-12  # PyTorch 0.4's BCELoss: log(p + eps), log(1 - p + eps) (today's clamps the logs at -100)
 
 
 def _bce(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``F.binary_cross_entropy(p, t)`` (mean): its elementwise formula, logs clamped at -100, in
-    vectorised ops (~3x faster than its CPU kernel)."""
-    return ((t - 1) * torch.log1p(-p).clamp(min=-100) - t * p.log().clamp(min=-100)).mean()
+    """Mean BCE as PyTorch 0.4 computed it (the original's ``nn.BCELoss()``):
+    ``-(t log(p + eps) + (1 - t) log(1 - p + eps))``.  It differs from today's only at saturation."""
+    return -(t * (p + BCE_EPS).log() + (1 - t) * (1 - p + BCE_EPS).log()).mean()
 
 
 def _bce_grad(p: torch.Tensor, t: torch.Tensor, g: torch.Tensor | float) -> torch.Tensor:
-    """Gradient w.r.t. ``p`` of ``g * sum BCE(p, t)``: binary_cross_entropy_backward's formula
-    ``(p - t) / max(p (1 - p), eps)``, so it equals autograd's."""
-    return (p - t) / ((1 - p) * p).clamp(min=BCE_EPS) * g
+    """Gradient w.r.t. ``p`` of ``g * sum BCE(p, t)`` as PyTorch 0.4's backward wrote it:
+    ``(p - t) / ((1 - p + eps) (p + eps))`` (not the exact derivative of ``_bce``, which has
+    ``eps (1 - 2t)`` more in the numerator: at p = t = 1 that is -1, not 0)."""
+    return (p - t) / ((1 - p + BCE_EPS) * (p + BCE_EPS)) * g
+
+
+class _BCE(torch.autograd.Function):
+    """``_bce`` with ``_bce_grad`` as its backward, for the per-sample (autograd) path."""
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(p, t)
+        return _bce(p, t)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple:
+        p, t = ctx.saved_tensors
+        return _bce_grad(p, t, g / p.numel()), None
+
+
+def bce(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Mean BCE of probabilities ``p`` against targets ``t``, forward and backward as PyTorch 0.4's."""
+    return _BCE.apply(p, t)
 
 
 class _SharedField(torch.autograd.Function):
@@ -97,8 +116,7 @@ def field_loss(a: torch.Tensor, aa: torch.Tensor, msg2: torch.Tensor, target: to
     q = a + torch.einsum("bj,bjk->bk", msg, aa) + torch.einsum("bkj,bj->bk", aa, fmsg)
     qa = torch.sigmoid(q)
     scaled = qa if scale is None else qa.detach() + (qa - qa.detach()) * scale  # forward unchanged
-    loss = F.binary_cross_entropy(scaled, target) + \
-        originalloss_weight * F.binary_cross_entropy(torch.sigmoid(a), target)
+    loss = bce(scaled, target) + originalloss_weight * bce(torch.sigmoid(a), target)
     if g2 is not None:
         projected = torch.cat([torch.einsum("bkj,bj->bk", aa, target), torch.einsum("bj,bjk->bk", target, aa)], 1)
         terms = ((g2 - msg2) * projected).view(len(a), 2, -1).sum(2)

@@ -71,6 +71,11 @@ def test_buffer_decay_weights_follow_fifo_age_across_the_ring():
 
 
 # -- a direct implementation of SPEC section 4 ------------------------------------------------------
+def bce04(p, t):
+    """PyTorch 0.4's BCELoss (mean), through autograd."""
+    return -(t * torch.log(p + 1e-12) + (1 - t) * torch.log(1 - p + 1e-12)).mean()
+
+
 class SlowCriterion:
     def __init__(self, o):
         self.o, self.C = o, o.nclass
@@ -103,17 +108,17 @@ class SlowCriterion:
         if training and o.balanceloss:
             self.N += B
             self.pos += target.sum(0)
-            w = torch.where(target > 0.5, (self.N / 2) / self.pos, (self.N / 2) / (self.N - self.pos))
+            half = self.N // 2  # Python 2's self.total / 2 (BalanceLabels.get_weights)
+            w = torch.where(target > 0.5, half / self.pos, half / (self.N - self.pos))
             qa.register_hook(lambda g: g * w)
-        loss = F.binary_cross_entropy(qa, target) + o.originalloss_weight * F.binary_cross_entropy(
-            torch.sigmoid(a), target)
+        loss = bce04(qa, target) + o.originalloss_weight * bce04(torch.sigmoid(a), target)
         order = torch.randperm(B, generator=self.gen)
         self.store(self.mem, ids, times, torch.sigmoid(a), order)
         if not training:
             return qa, loss
         past = fut = 0.0
         if o.adjustment:
-            self.store(self.gmem, ids, times, target, order)
+            self.store(self.gmem, ids, times, target, torch.randperm(B, generator=self.gen))  # an order of its own
             gmsg = torch.stack([self.read(self.gmem, ids[b], int(times[b]), False) for b in range(B)])
             gfmsg = torch.stack([self.read(self.gmem, ids[b], int(times[b]), True) for b in range(B)])
             s = 0.5 * o.temporalloss_weight / C ** 2
@@ -155,6 +160,33 @@ def test_criterion_matches_slow_reference(tmp_path, training, adjustment, balanc
         l2.backward()
         assert torch.allclose(a1.grad.double(), a2.grad, atol=1e-5)
         assert torch.allclose(aa1.grad.double(), aa2.grad, atol=1e-5)
+
+
+def test_message_and_target_buffers_are_shuffled_independently(tmp_path):
+    """memory 1: each FIFO keeps the item stored last, which the two buffers' own orders choose (the
+    original's mset sorted each buffer's rows by random() separately)."""
+    o = make_opts(tmp_path, memory_size=1, nclass=2)
+    crit = AsyncTFCriterion(o).train()
+    kept = []
+    for a, aa, target, _, _ in random_batches(4, 8, 2, seed=4):
+        crit(a, aa, target, {"id": ["v"] * 8, "time": torch.arange(1, 9) * 10})
+        kept.append((crit.messages.times[0, 0].item(), crit.targets.times[0, 0].item()))
+    assert any(m != t for m, t in kept), kept
+
+
+def test_balance_scale_is_floor_half_n_over_count(tmp_path):
+    """First batch of 3: floor(3/2) = 1 (the original's Python 2 ``total / 2``), not 1.5.  Class 0 has
+    1 positive and 2 negatives, class 1 has 2 and 1: the gradient of the qa term is scaled by 1/count."""
+    target = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    grads = []
+    for balance in (True, False):
+        crit = AsyncTFCriterion(make_opts(tmp_path, nclass=2, balanceloss=balance, adjustment=False,
+                                          originalloss_weight=0.0)).train()
+        a = torch.tensor([[0.3, -1.0], [2.0, 0.5], [-0.7, 1.5]], requires_grad=True)
+        _, loss = crit(a, torch.zeros(3, 2, 2), target, {"id": ["v", "w", "x"], "time": [1, 1, 1]})
+        loss.backward()
+        grads.append(a.grad)
+    torch.testing.assert_close(grads[0] / grads[1], torch.tensor([[1.0, 0.5], [0.5, 0.5], [0.5, 1.0]]))
 
 
 def test_adjustment_and_balance_change_the_loss(tmp_path):

@@ -103,12 +103,13 @@ def test_localization_file_rejected_by_classify(tmp_path):
 # V (25 s): t_j = j-1.  c000 2..4 -> positive at t = 2, 3, 4 (inclusive): frames 3, 4, 5.
 #           c001 0..0 -> positive at t = 0 only: frame 1.
 # W (50 s): t_j = 2(j-1).  c000 10..11 -> t = 10: frame 6.
-# Z (10 s): no actions: 25 all-zero rows, scored -inf whatever the file says.
+# Z (10 s): no actions: 25 all-zero rows, scored from the file like any other video (negatives), unlike
+#           classification, where such a video is -inf (Charades_v1_localize.m records every frame id).
 LOC_GT = [("V", "c000 2 4;c001 0 0", 25), ("W", "c000 10 11", 50), ("Z", "", 10)]
 
 
 def loc_lines(first_frame: int = 1) -> list[str]:
-    """Class 0: V3, V4 = 0.9, V5 missing (-inf), other V and all W frames 0.1, Z 0.9 (ignored).
+    """Class 0: V3, V4 = 0.9, V5 missing (-inf), other V and all W frames 0.1, Z 0.9 (25 negatives).
     Class 1: V1 = 0.2, every other V/W frame 0.5."""
     lines = []
     for vid in "VWZ":
@@ -121,16 +122,19 @@ def loc_lines(first_frame: int = 1) -> list[str]:
     return lines[::-1]  # file order must not matter
 
 
-# Class 0, 75 rows: V3, V4 at 0.9 -> ranks 1, 2.  The 0.1 group in GT order: V1, V2, V6..V25 (22 rows),
-#   then W1..W25, so W6 is 22 + 6 = 28th in it -> rank 30.  The -inf group in GT order: V5 first
-#   (before the Z rows) -> rank 2 + 22 + 25 + 1 = 50.  AP0 = (1/1 + 2/2 + 3/30 + 4/50)/4 = 2.18/4 = 0.545.
-# Class 1: above V1 are the 0.5 rows V2..V4, V6..V25 (23) and W1..W25 (25): rank 49, AP1 = 1/49.
-LOC_AP0, LOC_AP1 = 0.545, 1 / 49
+# Class 0, 75 rows: the 0.9 group in GT order is V3, V4, Z1..Z25 -> V3, V4 at ranks 1, 2 (27 rows).
+#   The 0.1 group in GT order: V1, V2, V6..V25 (22 rows), then W1..W25, so W6 is 22 + 6 = 28th in it ->
+#   rank 27 + 28 = 55.  The -inf group is V5 alone -> rank 27 + 47 + 1 = 75.
+#   AP0 = (1/1 + 2/2 + 3/55 + 4/75)/4 = (2 + 89/825)/4 = 1739/3300.
+#   (Z scored -inf, as in classification: ranks 1, 2, 30, 50 -> 0.545.)
+# Class 1: above V1 (0.2) are the 0.5 rows V2..V4, V6..V25 (23), W1..W25 (25) and Z1..Z25 (25): rank 74,
+#   AP1 = 1/74 (Z scored -inf: 1/49).
+LOC_AP0, LOC_AP1 = 1739 / 3300, 1 / 74
 
 
 def test_localize_hand_computed(tmp_path):
     gt = write_gt(tmp_path / "gt.csv", LOC_GT)
-    with pytest.warns(UserWarning, match="1 of 50 frame"):     # V5; Z has no actions: not counted
+    with pytest.warns(UserWarning, match="1 of 75 frame"):     # V5; Z's frames are scored too
         ap, m, w = localize(write_lines(tmp_path / "loc.txt", loc_lines()), gt, nclass=2)
     np.testing.assert_allclose(ap, [LOC_AP0, LOC_AP1], rtol=1e-12)
     assert m == pytest.approx((LOC_AP0 + LOC_AP1) / 2)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from combine_rgb_flow import combine, default_out_path
+from combine_rgb_flow import combine
 from utils.charades_eval import average_precision, localize
 from utils.submission import SubmissionError, read_submission
 
@@ -29,12 +29,38 @@ def test_classification_union_with_missing_keys(tmp_path, capsys):
     # A: 0.25 * (1, 2, 3) + 0;  B: 0.25 * (0.2, 0.4, 0.6) + 0.75 * 1;  C: 0 + 0.75 * (4, 0, -2)
     np.testing.assert_allclose(sub.scores, [[0.25, 0.5, 0.75], [0.8, 0.85, 0.9], [3, 0, -1.5]])
     assert result.only_rgb == [("A",)] and result.only_flow == [("C",)]
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert out == ""                                         # -o: nothing on stdout
     assert "1 key(s) of RGB missing from FLOW (counted as zeros): A" in err
     assert "1 key(s) of FLOW missing from RGB (counted as zeros): C" in err
 
 
-def test_localization_fusion_accepted_by_evaluator(tmp_path, capsys):
+def test_weights_are_normalised_to_sum_to_one(tmp_path):
+    rgb, flow = write(tmp_path / "rgb.txt", ["A 1 2 3"]), write(tmp_path / "flow.txt", ["A 4 5 6"])
+    result = combine(rgb, flow, str(tmp_path / "out.txt"), weights=(1, 3), nclass=C)  # 0.25, 0.75
+    assert result.weights == (0.25, 0.75)
+    np.testing.assert_allclose(read_submission(result.out_path, C).scores, [[3.25, 4.25, 5.25]])
+    with pytest.raises(ValueError, match="--weights 1 -1: they sum to 0"):
+        combine(rgb, flow, str(tmp_path / "zero.txt"), weights=(1, -1), nclass=C)
+    assert not (tmp_path / "zero.txt").exists()
+
+
+def test_infinite_scores_stay_infinite(tmp_path):
+    """inf is a score like any other (NaN came from 0 * inf with a zero weight, and from inf - inf)."""
+    rgb = write(tmp_path / "rgb.txt", ["A inf 1 2", "B -inf 0 0"])
+    flow = write(tmp_path / "flow.txt", ["A 1 inf 1", "B 1 -inf 3", "C inf 0 0"])
+    both = combine(rgb, flow, str(tmp_path / "both.txt"), nclass=C)
+    np.testing.assert_array_equal(read_submission(both.out_path, C).scores,
+                                  [[np.inf, np.inf, 1.5], [-np.inf, -np.inf, 1.5], [np.inf, 0, 0]])
+    rgb_only = combine(rgb, flow, str(tmp_path / "rgb_only.txt"), weights=(1, 0), nclass=C)
+    np.testing.assert_array_equal(read_submission(rgb_only.out_path, C).scores,
+                                  [[np.inf, 1, 2], [-np.inf, 0, 0], [0, 0, 0]])   # the flow stream adds nothing
+    clash = write(tmp_path / "clash.txt", ["A 1 1 1", "B inf 0 0"])
+    with pytest.raises(SubmissionError, match=r"key B, class 0: .*rgb.txt\) is -inf .*clash.txt\) is inf"):
+        combine(rgb, clash, str(tmp_path / "out.txt"), nclass=C)
+
+
+def test_localization_fusion_to_stdout_accepted_by_evaluator(tmp_path, capsys):
     rng = np.random.default_rng(0)
     rgb_s, flow_s = rng.random((2, 25, C)).round(3), rng.random((2, 25, C)).round(3)
     rgb_lines = [f"{v} {j + 1} " + " ".join(f"{x:g}" for x in rgb_s[i, j]) for i, v in enumerate("VW") for j in range(25)]
@@ -43,13 +69,14 @@ def test_localization_fusion_accepted_by_evaluator(tmp_path, capsys):
                   if (v, j) != ("W", 6)]
     rgb, flow = write(tmp_path / "rgb.txt", rgb_lines), write(tmp_path / "flow.txt", flow_lines)
     result = combine(rgb, flow, nclass=C)
-    assert result.out_path == str(tmp_path / "rgb_combined.txt") and result.kind == "localize"
-    err = capsys.readouterr().err
+    assert result.out_path is None and result.kind == "localize"
+    out, err = capsys.readouterr()
     assert "0-based" in err and "1 key(s) of RGB missing from FLOW (counted as zeros): W 7" in err
+    fused = write(tmp_path / "fused.txt", out.splitlines())
 
     expected = 0.5 * rgb_s + 0.5 * flow_s
     expected[1, 6] = 0.5 * rgb_s[1, 6]
-    sub = read_submission(result.out_path, nclass=C)
+    sub = read_submission(fused, nclass=C)
     assert sub.frames.tolist() == list(range(1, 26)) * 2
     np.testing.assert_allclose(sub.scores.reshape(2, 25, C), expected, rtol=1e-5)
 
@@ -59,7 +86,7 @@ def test_localization_fusion_accepted_by_evaluator(tmp_path, capsys):
         w.writerow("id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length".split(","))
         w.writerow(["V", "S", "Hall", 6, 7, "Yes", "x, y", "cup", "d", "c000 0 10;c001 5 25;c002 3 4", 25])
         w.writerow(["W", "S", "Hall", 6, 7, "Yes", "x, y", "cup", "d", "c001 0 50;c002 20 30", 50])
-    ap, _, _ = localize(result.out_path, str(gt_csv), nclass=C)
+    ap, _, _ = localize(fused, str(gt_csv), nclass=C)
     t = np.arange(25)                                        # V: t = j-1; W: t = 2(j-1)
     gt = np.zeros((50, C), dtype=int)
     gt[:25, 0], gt[:25, 1], gt[:25, 2] = t <= 10, (t >= 5) & (t <= 25), (t >= 3) & (t <= 4)
@@ -67,28 +94,28 @@ def test_localization_fusion_accepted_by_evaluator(tmp_path, capsys):
     np.testing.assert_allclose(ap, average_precision(sub.scores, gt), rtol=1e-12)
 
 
-def test_different_kinds_rejected(tmp_path):
+def test_different_kinds_rejected(tmp_path, capsys):
     rgb = write(tmp_path / "rgb.txt", ["A 1 2 3"])
     flow = write(tmp_path / "flow.txt", ["A 1 1 2 3"])
     with pytest.raises(SubmissionError, match="classify file .*rgb.txt.* localize file .*flow.txt"):
         combine(rgb, flow, nclass=C)
-    assert not (tmp_path / "rgb_combined.txt").exists()
+    assert capsys.readouterr().out == ""
 
 
-def test_default_out_path():
-    assert default_out_path("cache/rgb/epoch_005.txt") == "cache/rgb/epoch_005_combined.txt"
-    assert default_out_path("runs/scores") == "runs/scores_combined.txt"
-
-
-def test_cli(tmp_path, repo_root):
-    rgb = write(tmp_path / "rgb.txt", ["A " + " ".join(["0.5"] * 157)])
-    flow = write(tmp_path / "flow.txt", ["A " + " ".join(["1.5"] * 157)])
-    r = subprocess.run([sys.executable, "combine_rgb_flow.py", rgb, flow, "--weights", "1", "2"],
-                       cwd=repo_root, capture_output=True, text=True, timeout=60)
+def test_cli_prints_the_fused_file_as_the_original(tmp_path, repo_root):
+    """``python combine_rgb_flow.py rgb.txt flow.txt > fused.txt``: stdout is the file, messages on stderr."""
+    rgb = write(tmp_path / "rgb.txt", ["A " + " ".join(["0.5"] * 157), "B " + " ".join(["1"] * 157)])
+    flow = write(tmp_path / "flow.txt", ["A " + " ".join(["2"] * 157)])
+    cmd = [sys.executable, "combine_rgb_flow.py", rgb, flow, "--weights", "1", "3"]
+    r = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "rgb_combined.txt").read_text().split() == ["A"] + ["3.5"] * 157   # 1*0.5 + 2*1.5
+    # weights 1/4, 3/4: A = 0.125 + 1.5; B only in RGB: 0.25
+    assert r.stdout.split("\n") == ["A " + " ".join(["1.625"] * 157), "B " + " ".join(["0.25"] * 157), ""]
+    assert "missing from FLOW" in r.stderr and "written to stdout" in r.stderr
+    printed = r.stdout
+    r = subprocess.run(cmd + ["-o", str(tmp_path / "out.txt")], cwd=repo_root, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout == "" and (tmp_path / "out.txt").read_text() == printed
     r = subprocess.run([sys.executable, "combine_rgb_flow.py", rgb, str(tmp_path / "none.txt")],
                        cwd=repo_root, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "none.txt" in r.stderr
-    r = subprocess.run([sys.executable, "combine_rgb_flow.py", "--help"], cwd=repo_root, capture_output=True, text=True)
-    assert "_combined" in r.stdout
+    assert r.returncode == 2 and "none.txt" in r.stderr and r.stdout == ""

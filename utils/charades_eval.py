@@ -4,8 +4,10 @@ Semantics, as in the MATLAB code (adapted from THUMOS15):
 
 - ground truth rows in CSV order (localisation: 25 rows per video, row j at ``t = (j-1)/25 * length``,
   positive for every action with ``start <= t <= end``);
-- a video whose ``actions`` is empty keeps its rows (all labels 0) but its scores are -inf; so are the
-  scores of a video (or frame) missing from the submission; extra ids are ignored;
+- classification only: a video whose ``actions`` is empty keeps its row (all labels 0) but its scores are
+  -inf (``load_charades`` never records its id); localisation scores every video's 25 frames from the
+  submission, those of videos without actions too (``load_charades_localized`` records every frame id);
+- a video (or frame) missing from the submission scores -inf; extra ids are ignored;
 - per class: stable descending sort of the scores (ties keep ground-truth row order), precision at each
   rank, AP = sum of the precisions at the positive ranks / number of positives (NaN without positives);
 - mAP = mean of the class APs (NaN if any is NaN); WAP = APs weighted by the number of positives of
@@ -177,7 +179,9 @@ def localize_gt(videos: list[Video], nclass: int = 157, nframes: int = NFRAMES) 
 
 def prediction_rows(sub: Submission, videos: list[Video], nframes: int) -> np.ndarray:
     """For each ground-truth row (V*nframes; nframes=1 for classification) the submission row that
-    scores it, or -1 (score -inf): a missing video or frame, or a video without actions."""
+    scores it, or -1 (score -inf): a missing video or frame and, in classification only, a video
+    without actions (Charades_v1_classify.m never records its id; Charades_v1_localize.m scores its
+    frames as negatives with their submitted scores)."""
     code: dict[str, int] = {}
     sub_code = np.fromiter((code.setdefault(i, len(code)) for i in sub.ids), np.int64, len(sub.ids))
     if sub.frames is None:
@@ -192,13 +196,16 @@ def prediction_rows(sub: Submission, videos: list[Video], nframes: int) -> np.nd
     table[sub_code[ok], frame[ok]] = np.flatnonzero(ok)
     gt_code = np.array([code.get(v.id, len(code)) for v in videos], dtype=np.int64)
     rows = table[gt_code]                                           # (V, nframes)
-    scored = np.array([bool(v.actions) for v in videos], dtype=bool)
+    if sub.frames is None:   # classification: a video without actions is never scored
+        scored = np.array([bool(v.actions) for v in videos], dtype=bool)
+    else:                    # localisation: every video's frames are
+        scored = np.ones(len(videos), dtype=bool)
     lost = int((rows[scored] < 0).sum())
     if lost:  # as the official scripts do: say so, but score them -inf rather than fail
         what = "video(s)" if nframes == 1 else "frame(s)"
         warnings.warn(f"{sub.path}: {lost} of {int(scored.sum()) * nframes} {what} to score are missing "
                       f"from the submission (scored -inf)", stacklevel=3)
-    rows[~scored] = -1                                              # videos without actions: -inf
+    rows[~scored] = -1
     return rows.ravel()
 
 
