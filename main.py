@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 import checkpoints
 import opts as options
 import train
-from checkpoints.run_state import load_run_state, remove_stale_states, save_run_state
+from checkpoints.run_state import load_run_state, remove_stale_states, save_run_state, state_path
 from datasets import get_dataset
 from models import create_model
 from utils import distributed
@@ -39,17 +39,20 @@ def seed_everything(seed: int) -> None:
 def restore(opts: argparse.Namespace, net: torch.nn.Module, criterion, optimizer) -> tuple[float, dict | None]:
     """``--resume``: weights, optimiser, start epoch, best mAP, and the run state (buffers, random
     streams) when the checkpoint names one.  Returns ``(best_mAP, best_run_state)``."""
-    state = checkpoints.resume(opts.resume, net, optimizer)
+    state = checkpoints.resume(opts.resume, net, optimizer, trusted=opts.trust_checkpoint)
     if state["start_epoch"] is not None:
         opts.start_epoch = state["start_epoch"]
+    best = state["best_mAP"] or 0.0
     ckpt = state["checkpoint"] if isinstance(state["checkpoint"], dict) else {}
+    folder = os.path.dirname(os.path.abspath(opts.resume))
+    if ckpt.get("best_run_state"):  # kept safe from deletion later: it too must be a file of that folder
+        state_path(ckpt["best_run_state"], folder, opts.resume)
     if ckpt.get("run_state"):
-        folder = os.path.dirname(os.path.abspath(opts.resume))
-        load_run_state(ckpt["run_state"], folder, criterion, opts.ignore_bad_state)
-        return state["best_mAP"], ckpt.get("best_run_state")
-    if state["checkpoint"] is not None:
-        log.info("=> %s has no criterion state: the message buffer starts empty", opts.resume)
-    return state["best_mAP"], None
+        load_run_state(ckpt["run_state"], folder, criterion, opts.ignore_bad_state, opts.trust_checkpoint,
+                       opts.resume)
+        return best, ckpt.get("best_run_state")
+    log.info("=> %s has no criterion state: the message buffer starts empty", opts.resume)
+    return best, None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         if main_process:  # every process holds the same weights and buffers: one writes them
             run_state = save_run_state(opts.cache, epoch + 1, criterion)  # first: see run_state.py
             best_state = run_state if is_best else best_state
-            state = {"epoch": epoch + 1, "arch": opts.arch, "state_dict": net.state_dict(), "mAP": best_mAP,
+            state = {"epoch": epoch + 1, "arch": opts.arch, "state_dict": net.state_dict(), "mAP": float(best_mAP),
                      "optimizer": optimizer.state_dict(), "run_state": run_state, "best_run_state": best_state}
             checkpoints.save_checkpoint(state, is_best, metrics, opts.cache)
             remove_stale_states(opts.cache, {run_state["file"], (best_state or run_state)["file"]})

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", **switch, help="refresh <cache>/curves.png after every epoch (needs matplotlib)")
     p.add_argument("--ignore-bad-state", **switch,
                    help="a corrupt criterion-state file only warns and the buffer starts empty")
+    p.add_argument("--trust-checkpoint", **switch,
+                   help="load --resume / --pretrained-weights files with full unpickling (can run code: only "
+                        "for files you trust); by default only tensors, numbers and containers load")
     # speed (all off by default: the plain path is the reference)
     p.add_argument("--amp", **switch, help="bf16 autocast (fp16 + grad scaler where bf16 is unavailable)")
     p.add_argument("--channels-last", **switch, help="channels_last memory format for the model and inputs")

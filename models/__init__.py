@@ -56,9 +56,10 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def load_pretrained_weights(model: nn.Module, path: str) -> None:
-    """Load a local state dict into the backbone; layers whose shape differs are skipped (and logged)."""
-    state = load_weights_file(path)
+def load_pretrained_weights(model: nn.Module, path: str, trusted: bool = False) -> None:
+    """Load a local state dict into the backbone; layers whose shape differs are skipped (and logged).
+    ``trusted`` (``--trust-checkpoint``) allows a file that a safe load refuses."""
+    state = load_weights_file(path, trusted)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(state) - set(usable))
@@ -78,7 +79,7 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
     else:
         raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
     if opts.pretrained_weights:
-        load_pretrained_weights(model, opts.pretrained_weights)
+        load_pretrained_weights(model, opts.pretrained_weights, opts.trust_checkpoint)
     if opts.dataset == "charadesflow" and opts.arch not in EXTRA_ARCHS:  # after loading: average RGB weights
         widen_first_conv(model)
     name = _last_linear(model)
