@@ -111,6 +111,9 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
     train_loader, val_loader, video_loader = get_dataset(opts)
     best = restore(opts, net, criterion, optimizer) if opts.resume else \
         {"best_mAP": None, "best_epoch": None, "best_state": None, "checkpoint": {}}
+    if not opts.evaluate and opts.start_epoch > opts.epochs:
+        raise ValueError(f"--resume {opts.resume} is at epoch {opts.start_epoch}, past --epochs {opts.epochs}: "
+                         f"give --epochs {opts.start_epoch + 1} or more to train further, or --evaluate")
     own = os.path.join(opts.cache, "model.pth.tar")
     if main_process and "metrics_row" in best["checkpoint"] and os.path.isfile(own) \
             and os.path.samefile(opts.resume, own):
@@ -131,6 +134,8 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
     if opts.plot:
         import plot_results  # numpy only at import; matplotlib loads at the first figure
         plot_results.require_matplotlib()  # fail now, not after the first epoch
+    if opts.start_epoch == opts.epochs:
+        log.info("nothing to train: %s is at epoch %d = --epochs", opts.resume, opts.start_epoch)
 
     best_mAP, best_epoch, best_state = best["best_mAP"], best["best_epoch"], best["best_state"]
     metrics: dict = {"cache": opts.cache}
