@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise FileNotFoundError(f"get_alltest needs a trained checkpoint: --resume {opts.resume!r} not found")
     opts.train_file = opts.train_file or opts.val_file  # only the val_video split is used
     model, criterion, _ = create_model(opts)
-    checkpoints.resume(opts.resume, model)
+    checkpoints.resume(opts.resume, model, trusted=opts.trust_checkpoint)
     _, _, video_loader = get_dataset(opts)
     ids, scores, local, _ = train.score_videos(video_loader, model, criterion, opts, desc="test")
     out = opts.out_dir or opts.cache

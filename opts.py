@@ -1,11 +1,14 @@
 """Every option of the project, with the original's defaults (SPEC section 9).
 
 ``parse(argv=None)`` returns one namespace that is passed down explicitly; nothing reads options
-from anywhere else.  ``opts.cache`` is ``<cache-dir>/<name>/``, created on demand.
+from anywhere else.  ``opts.cache`` is ``<cache-dir>/<name>/``, created on demand.  ``parse`` checks every
+value against ``RULES`` (and the few rules that involve several options) before anything runs: a value
+out of range is a usage error that names the option and its valid range.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -107,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", **switch, help="refresh <cache>/curves.png after every epoch (needs matplotlib)")
     p.add_argument("--ignore-bad-state", **switch,
                    help="a corrupt criterion-state file only warns and the buffer starts empty")
+    p.add_argument("--trust-checkpoint", **switch,
+                   help="load --resume / --pretrained-weights files with full unpickling (can run code: only "
+                        "for files you trust); by default only tensors, numbers and containers load")
     # speed (all off by default: the plain path is the reference)
     p.add_argument("--amp", **switch, help="bf16 autocast (fp16 + grad scaler where bf16 is unavailable)")
     p.add_argument("--channels-last", **switch, help="channels_last memory format for the model and inputs")
@@ -126,10 +132,68 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _number(low: float | None = None, high: float | None = None, low_open: bool = False) -> tuple:
+    """A rule for a finite number in [low, high] ((low, high] with ``low_open``): (check, the range in words)."""
+    def check(v) -> bool:
+        return math.isfinite(v) and (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+    text = lambda x: str(int(x)) if float(x).is_integer() else f"{x:g}"  # noqa: E731
+    words = [f"> {text(low)}" if low_open else f">= {text(low)}"] if low is not None else []
+    words += [f"<= {text(high)}"] if high is not None else []
+    return check, " and ".join(words) or "a finite number"
+
+
+# option (dest) -> (check, valid range).  Options that a rule does not name are not checked; add yours.
+RULES: dict[str, tuple] = {
+    "epochs": _number(1), "start_epoch": _number(0), "batch_size": _number(1), "workers": _number(0),
+    "lr": _number(0), "lr_decay_rate": _number(1), "momentum": _number(0), "weight_decay": _number(0),
+    "accum_grad": _number(1), "train_size": _number(0, 1, low_open=True), "val_size": _number(0, 1, low_open=True),
+    "test_frames": _number(1), "inputsize": _number(1), "nclass": _number(1), "nhidden": _number(1),
+    "temporal_weight": _number(0), "temporalloss_weight": _number(0), "originalloss_weight": _number(0),
+    "memory_decay": _number(0, low_open=True), "memory_size": _number(1), "sigma": _number(0, low_open=True),
+    "window_smooth": _number(0), "print_freq": _number(1), "world_size": _number(1),
+    "manual_seed": _number(0, 2 ** 32 - 1),
+}
+RELEASED_MODELS = {"asynctf_rgb.pth.tar": "https://www.dropbox.com/s/1jqythww7fofyg3/asynctf_rgb.pth.tar?dl=1"}
+
+
+def _cross_checks(opts: argparse.Namespace) -> list[str]:
+    """Rules that involve several options or the file system; each message names the options."""
+    errors = []
+    if opts.start_epoch >= opts.epochs and not opts.evaluate:
+        errors.append(f"argument --start-epoch: {opts.start_epoch} leaves nothing to train with --epochs "
+                      f"{opts.epochs} (valid: < --epochs)")
+    if opts.resume and not os.path.isfile(opts.resume):
+        what = "is a directory, not a checkpoint file" if os.path.isdir(opts.resume) else "no such file"
+        url = RELEASED_MODELS.get(os.path.basename(opts.resume))
+        errors.append(f"argument --resume: {opts.resume}: {what}" +
+                      (f" (the released model: download it from {url} into the current folder, or give its path)"
+                       if url else ""))
+    if opts.evaluate and not (opts.resume or opts.pretrained or opts.pretrained_weights):
+        errors.append("argument --evaluate: needs weights to evaluate: --resume CHECKPOINT (or --pretrained / "
+                      "--pretrained-weights FILE); without them it would score a random network")
+    return errors
+
+
+def validate(opts: argparse.Namespace) -> list[str]:
+    """Every problem with ``opts`` (empty when they are fine): one message per option, naming it, its
+    value and the valid range."""
+    errors = []
+    for dest, (check, valid) in RULES.items():
+        value = getattr(opts, dest, None)
+        if value is not None and not check(value):
+            what = "is out of range" if math.isfinite(value) else "is not a finite number"
+            errors.append(f"argument --{dest.replace('_', '-')}: {value!r} {what} (valid: {valid})")
+    return errors or _cross_checks(opts)
+
+
 def parse(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
     """Parse ``argv`` (``sys.argv[1:]`` when None) into the run's options (``parser``: ``build_parser()``
-    with a script's own flags added)."""
-    opts = (parser or build_parser()).parse_args(sys.argv[1:] if argv is None else argv)
+    with a script's own flags added).  Invalid values are a usage error (exit status 2) naming them."""
+    parser = parser or build_parser()
+    opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    errors = validate(opts)
+    if errors:  # the option and its range say it all: no usage block of every option
+        parser.exit(2, f"{parser.prog}: error: " + "\n".join(errors) + "\n")
     if opts.device is None:
         opts.device = _default_device()
     opts.cache = os.path.join(opts.cache_dir, opts.name)

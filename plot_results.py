@@ -24,6 +24,7 @@ from utils.atomic import atomic_write
 from utils.charades_csv import Video, read_annotations, read_classes
 from utils.charades_eval import average_precision, classify, localize_gt, mean_ap_with_positives
 from utils.metrics_log import read_metrics
+from utils.safe_names import safe_filename
 from utils.submission import LOCALIZE, NFRAMES, SubmissionError, one_based_frames, read_submission
 
 INSTALL_HINT = "matplotlib is needed to draw figures: pip install matplotlib"
@@ -325,7 +326,7 @@ def _timeline_cmd(args) -> list[str]:
     names = read_classes(args.classes) if os.path.isfile(args.classes) else []
     out = []
     for vid in ids:
-        path = os.path.join(args.output, f"timeline_{vid}.png")
+        path = os.path.join(args.output, f"timeline_{safe_filename(vid)}.png")  # ids come from input files
         draw_timeline(timeline_data(sub, by_id[vid], index[vid], names, args.wrong), path)
         out.append(path)
     return out

@@ -67,12 +67,14 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def load_pretrained_weights(model: nn.Module, path: str, rename: Callable[[dict], dict] | None = None) -> None:
+def load_pretrained_weights(model: nn.Module, path: str, rename: Callable[[dict], dict] | None = None,
+                            trusted: bool = False) -> None:
     """Load a local state dict into the backbone; layers whose shape differs are skipped (and logged).
 
     ``rename`` maps another key layout of the same network onto the model's.  A file of which fewer than
-    half of the tensors fit is an error (the wrong file or layout, not a checkpoint to start from)."""
-    state = load_weights_file(path)
+    half of the tensors fit is an error (the wrong file or layout, not a checkpoint to start from).
+    ``trusted`` (``--trust-checkpoint``) allows a file that a safe load refuses."""
+    state = load_weights_file(path, trusted)
     if rename is not None:
         state = rename(state)
     own = model.state_dict()
@@ -100,7 +102,8 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
     else:
         raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
     if opts.pretrained_weights:
-        load_pretrained_weights(model, opts.pretrained_weights, WEIGHTS_LAYOUTS.get(opts.arch))
+        load_pretrained_weights(model, opts.pretrained_weights, WEIGHTS_LAYOUTS.get(opts.arch),
+                                opts.trust_checkpoint)
     if opts.dataset == "charadesflow" and opts.arch not in EXTRA_ARCHS:  # after loading: average RGB weights
         widen_first_conv(model)
     name = _last_linear(model)

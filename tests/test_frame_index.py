@@ -113,10 +113,10 @@ def test_cache_reused_and_rebuilt(tree, monkeypatch, tmp_path, caplog):
     again = ci.load_split(csv, root, "train", cache, RGB, nclass=5)
     assert len(calls) == 1 and samples(first) == samples(again)
     assert not [n for n in os.listdir(cache) if n.endswith(".tmp")]
-    # a changed CSV rebuilds: AAA01's first c002 now starts before frame 1
-    write_csv(tmp_path / "ann.csv", [ROWS[0].replace("c002 0.0 0.5", "c002 -1 0.5")] + ROWS[1:])
+    # a changed CSV rebuilds: AAA01's c001 becomes c003 (a negative start is now an AnnotationError)
+    write_csv(tmp_path / "ann.csv", [ROWS[0].replace("c001 0.5 1.0", "c003 0.5 1.0")] + ROWS[1:])
     changed = ci.load_split(csv, root, "train", cache, RGB, nclass=5)
-    assert len(calls) == 2 and samples(changed)[0] == ("AAA01", 1, [2])
+    assert len(calls) == 2 and samples(changed)[4] == ("AAA01", 17, [3])
     # another data root rebuilds
     other = shutil.copytree(root, tmp_path / "rgb2")
     ci.load_split(csv, str(other), "train", cache, RGB, nclass=5)

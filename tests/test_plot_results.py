@@ -158,6 +158,19 @@ def test_timeline_data_from_ground_truth(loc_files, mpl, monkeypatch, tmp_path):
         assert png_size(tmp_path / "out" / f"timeline_{vid}.png") == (1152, 720)
 
 
+def test_timeline_of_a_traversing_id_stays_in_its_folder(mpl, tmp_path):
+    """Ids come from input files: one that looks like a path still names a file inside -o."""
+    vid = "../../../escaped"  # with the old naming: out/timeline_../../../escaped.png, i.e. a/b/escaped.png
+    gt = write_gt(tmp_path / "gt.csv", [(vid, "c003 0.0 5.0", 10.0)])
+    sub = tmp_path / "loc.txt"
+    write_localization(str(sub), [vid], np.zeros((1, 25, NCLASS)))
+    out = tmp_path / "a" / "b" / "out"
+    assert plot_results.main(["timeline", str(sub), gt, "--videos", vid, "-o", str(out)]) == 0
+    written = [p for p in tmp_path.rglob("*.png")]
+    assert len(written) == 1 and written[0].parent == out and written[0].name.startswith("timeline__.._.._escaped-")
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["out"]
+
+
 def test_best_and_worst_videos_by_per_video_ap(loc_files, mpl, tmp_path, capsys):
     sub, gt, _ = loc_files
     assert plot_results.main(["timeline", sub, gt, "--best", "1", "--worst", "1", "-o", str(tmp_path)]) == 0

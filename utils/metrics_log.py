@@ -11,7 +11,8 @@ A resumed run recomputes the epochs after its checkpoint, so appending the row o
 the rows of epochs ``< e``: the file never holds the same epoch twice, nor rows of an abandoned future.
 Every write replaces the whole (small) file atomically, so a crash never leaves a truncated CSV.
 
-Stdlib only: this runs inside the training loop and in plotting scripts without torch or matplotlib.
+Stdlib only (and ``utils.atomic``): this runs inside the training loop and in plotting scripts without
+torch or matplotlib.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import csv
 import io
 import math
 import os
-import tempfile
 import warnings
+
+from utils.atomic import atomic_write_text
 
 FILENAME = "metrics.csv"
 COLUMNS = ("epoch", "lr", "train_loss", "top1train", "top5train", "top1val", "top5val", "mAP", "loc_mAP",
@@ -93,25 +95,6 @@ def read_metrics(path: str) -> list[dict]:
     return rows
 
 
-def _atomic_write(path: str, text: str) -> None:
-    """Temp file in the same directory, then ``os.replace``: readers (a plot refresh, ``tail``) see
-    either the old file or the new one, never half of it.  (``utils.atomic`` does this for the rest of
-    the project; this module keeps to the standard library so that scripts can import it alone.)"""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a metrics file is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _backup_name(path: str) -> str:
     n = 1
     while os.path.exists(f"{path}.old{n}"):
@@ -171,4 +154,4 @@ def append_metrics(cache_dir: str, row: dict) -> None:
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(kept + [new])
-    _atomic_write(path, out.getvalue())
+    atomic_write_text(path, out.getvalue())
