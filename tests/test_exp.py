@@ -8,6 +8,8 @@ import opts as options
 def exp_opts(monkeypatch, tmp_path, name: str):
     monkeypatch.syspath_prepend(str(Path(options.__file__).parent / "exp"))
     flags = importlib.import_module(name).FLAGS
+    monkeypatch.chdir(tmp_path)  # the released model's file must exist where --resume names it
+    (tmp_path / "asynctf_rgb.pth.tar").touch()
     return vars(options.parse(flags + ["--cache-dir", str(tmp_path)]))
 
 

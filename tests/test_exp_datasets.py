@@ -26,7 +26,7 @@ def load_exp(name: str):
 def test_original_values(tmp_path, name, dataset, nclass, data):
     exp = load_exp(name)
     o = opts_module.parse(exp.FLAGS + ["--cache-dir", str(tmp_path)])
-    assert (o.name, o.dataset, o.nclass, o.arch, o.pretrained) == (name, dataset, nclass, "resnet152", True)
+    assert (o.name, o.dataset, o.nclass, o.arch, o.pretrained) == (name, dataset, nclass, "resnet152", "IMAGENET1K_V1")
     assert (o.lr, o.lr_decay_rate, o.epochs, o.batch_size, o.train_size, o.val_size) == (2.5e-3, 6, 20, 50, 0.2, 0.2)
     assert (o.nhidden, o.temporal_weight, o.temporalloss_weight, o.memory_decay, o.memory_size, o.sigma,
             o.window_smooth, o.originalloss_weight) == (3, 0.03, 1.2, 1.0, 20, 300, 3, 1.0)
