@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from main import experiment  # noqa: E402
-from datasets.demo_render import DEMO_TEST_CSV, ensure_demo_data  # noqa: E402
+from datasets.demo import DEMO_TEST_CSV, ensure_demo_data  # noqa: E402
 from utils.charades_eval import report_against_chance  # noqa: E402
 
 from asynctf_rgb_demo import CACHE, DEMO, FLAGS as RGB_FLAGS  # noqa: E402  (exp/ is on sys.path)

@@ -2,7 +2,7 @@
 """The whole pipeline on the embedded demo dataset, on CPU, in a few minutes.
 
 Renders the demo frame tree once (real Charades annotations of data/demo/, synthetic frames; see
-datasets/demo_render.py), trains AsyncTF on it with a small ResNet, writes the epoch and localisation
+datasets/demo/), trains AsyncTF on it with a small ResNet, writes the epoch and localisation
 submissions, and prints the official mAP against chance (the same file with its rows shuffled across
 videos).  Extra command-line flags override the ones below.
 """
@@ -12,7 +12,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from main import experiment  # noqa: E402
-from datasets.demo_render import DEMO_TEST_CSV, DEMO_TRAIN_CSV, ensure_demo_data  # noqa: E402
+from datasets.demo import DEMO_TEST_CSV, DEMO_TRAIN_CSV, ensure_demo_data  # noqa: E402
 from utils.charades_eval import report_against_chance  # noqa: E402
 
 NAME = os.path.splitext(os.path.basename(__file__))[0]
