@@ -92,6 +92,10 @@ def test_no_flow_and_sizes(tiny_csv, tmp_path):
     assert sorted(os.listdir(root)) == sorted(["rgb", tree.MANIFEST])
     with Image.open(os.path.join(root, "rgb", "AAAAA", "AAAAA-000001.jpg")) as im:
         assert im.size == (24, 24)
+    wide = tree.ensure_demo_data(str(tmp_path / "wide"), size=(40, 24), flow=False, csv_files=[tiny_csv], workers=1)
+    with Image.open(os.path.join(wide, "rgb", "AAAAA", "AAAAA-000001.jpg")) as im:
+        assert im.size == (40, 24)                       # (width, height)
+    assert json.load(open(os.path.join(wide, tree.MANIFEST)))["size"] == [40, 24]
     v = read_annotations(tiny_csv)[0]
     big = scene.render_frames(v, [3, 30], size=(64, 48))
     assert len(big) == 2 and all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in big)
@@ -188,11 +192,11 @@ def test_command_line(tiny_csv, tmp_path, monkeypatch, capsys):
     """``python -m datasets.demo --root R --seed S --size N [--no-flow] CSV``: the tree of those settings."""
     import runpy
     root = tmp_path / "cli"
-    argv = ["--root", str(root), "--seed", "2", "--size", "16", "--no-flow", "--workers", "1", tiny_csv]
+    argv = ["--root", str(root), "--seed", "2", "--size", "16x12", "--no-flow", "--workers", "1", tiny_csv]
     monkeypatch.setattr("sys.argv", ["python -m datasets.demo"] + argv)
     runpy.run_module("datasets.demo", run_name="__main__")
     man = json.load(open(root / tree.MANIFEST))
-    assert (man["seed"], man["size"], man["flow"]) == (2, 16, False)
+    assert (man["seed"], man["size"], man["flow"]) == (2, [16, 12], False)
     assert sorted(os.listdir(root)) == sorted(["rgb", tree.MANIFEST])
     assert len(os.listdir(root / "rgb" / "AAAAA")) == N_A
     assert capsys.readouterr().out.strip().endswith(f"demo data ready: {root / 'rgb'}")

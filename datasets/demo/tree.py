@@ -13,7 +13,7 @@ chosen by ``datasets/demo/selection.py``), frames in the exact Charades on-disk 
 What a frame shows is ``datasets/demo/scene.py``'s job (the class code is in ``codes.py``).  Everything
 derives from ``(seed, video id)``.  Regenerate with::
 
-    python -m datasets.demo [--root ./demo_data] [--seed 0] [--size 64] [--no-flow] [--force]
+    python -m datasets.demo [--root ./demo_data] [--seed 0] [--size 64 | --size 854x480] [--no-flow] [--force]
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True, size: int = 64, *,
+def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True, size: int | tuple[int, int] = 64, *,
                      csv_files: Sequence[str] | None = None, workers: int | None = None,
                      quality: int = DEFAULT_QUALITY, force: bool = False) -> str:
     """Render the demo trees ``<root>/rgb`` and ``<root>/flow`` once; reuse them while the settings hold.
@@ -154,11 +154,14 @@ def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True,
     by the next call), its manifest (``demo_manifest.json``: render version, seed, size, flow, JPEG
     quality, the CSVs' SHA-1, per-video frame counts) written last, and then renamed into place,
     so an interrupted run never leaves a tree that looks complete.  A tree whose manifest differs (other
-    seed, size, CSV content, or no flow when flow is asked for) is replaced.  Returns ``root``.
+    seed, size, CSV content, or no flow when flow is asked for) is replaced.  ``size`` is an int (square
+    frames) or ``(width, height)``, e.g. ``(854, 480)`` for 480p frames.  Returns ``root``.
     """
     csv_files = list(csv_files) if csv_files is not None else [DEMO_TRAIN_CSV, DEMO_TEST_CSV]
     root = os.path.abspath(root).rstrip(os.sep) or os.sep
-    want = {"version": RENDER_VERSION, "seed": int(seed), "size": int(size), "flow": bool(flow),
+    h, w = size_hw(size)
+    size_key = h if isinstance(size, (int, np.integer)) else [w, h]  # JSON has no tuples
+    want = {"version": RENDER_VERSION, "seed": int(seed), "size": size_key, "flow": bool(flow),
             "quality": int(quality), "csv_sha1": [file_digest(p) for p in csv_files]}
     if not force and _satisfies(_read_manifest(root), want):
         return root
@@ -206,8 +209,15 @@ def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True,
     nrgb = sum(n for n, _ in counts)
     nflow = sum(nf for _, nf in counts)
     print(f"demo data: rendered {len(videos)} videos ({nrgb} RGB frames, {nflow} flow frames) at "
-          f"{size}x{size}, seed {seed}, into {root} in {time.time() - start:.1f}s", flush=True)
+          f"{w}x{h}, seed {seed}, into {root} in {time.time() - start:.1f}s", flush=True)
     return root
+
+
+def _size(text: str) -> int | tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected N or WxH (positive integers), got {text!r}")
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -216,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> str:
                                 description="Render the demo Charades frame trees (RGB and flow).")
     p.add_argument("--root", default=DEFAULT_ROOT)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--size", type=_size, default=64, help="frame size: N (square) or WxH, e.g. 854x480")
     p.add_argument("--no-flow", action="store_true")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--force", action="store_true", help="regenerate even if an up-to-date tree exists")
