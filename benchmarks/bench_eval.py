@@ -64,7 +64,7 @@ def straightforward(submission: str, gt_csv: str, localisation: bool) -> np.ndar
             tok = line.split()
             if tok:
                 key = (tok[0], int(float(tok[1]))) if localisation else tok[0]
-                pred[key] = [float(x) for x in tok[2 if localisation else 1:]]
+                pred[key] = np.array([float(x) for x in tok[2 if localisation else 1:]])
     nf = NFRAMES if localisation else 1
     scores = np.full((len(videos) * nf, NCLASS), -np.inf)
     labels = np.zeros((len(videos) * nf, NCLASS), dtype=bool)

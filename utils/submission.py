@@ -210,7 +210,7 @@ def _read(path: str, nclass: int) -> Submission:
     parsed = _parse_fast(path, nclass, kind == LOCALIZE) if kind else None
     if parsed is None:
         return _parse_slow(path, nclass)  # raises with the line number
-    ids, frames, scores = parsed
+    ids, frames, scores, video = parsed
     suspicious = (
         len(ids) == 0 or "" in ids or scores.shape != (len(ids), nclass) or np.isnan(scores).any()
         or (frames is not None and not (np.all(np.abs(frames) <= MAX_FRAME) and np.array_equal(frames, np.round(frames))))
@@ -219,15 +219,15 @@ def _read(path: str, nclass: int) -> Submission:
         suspicious = len(set(ids)) != len(ids)
     elif not suspicious:
         frames = frames.astype(np.int64)
-        suspicious = _has_duplicate_pairs(ids, frames)
+        suspicious = _has_duplicate_pairs(ids, frames, video)
     if suspicious:
         return _parse_slow(path, nclass)
     return Submission(path, kind, ids, frames, scores)
 
 
 def _parse_fast(path: str, nclass: int, local: bool) -> tuple[list[str], np.ndarray | None, np.ndarray] | None:
-    """``(ids, frames as floats or None, scores)`` parsed in C, or None where the C parser refused the
-    file (the careful reader then names the bad line)."""
+    """``(ids, frames as floats or None, scores, video numbers or None)`` parsed in C, or None where the C
+    parser refused the file (the careful reader then names the bad line)."""
     pd = _pandas() if os.path.getsize(path) >= PANDAS_MIN_BYTES else None
     return _parse_pandas(pd, path, nclass, local) if pd is not None else _parse_loadtxt(path, nclass, local)
 
@@ -242,21 +242,24 @@ def _pandas():
 
 
 def _parse_pandas(pd, path: str, nclass: int, local: bool):
-    """pandas' C reader: ~20x faster than ``np.loadtxt``, because every numpy text reader converts each
-    number with Python's own ``strtod`` (``benchmarks/bench_eval.py``)."""
+    """pandas' C reader: several times faster than ``np.loadtxt``, because every numpy text reader converts
+    each number with Python's own ``strtod`` (``benchmarks/bench_eval.py``)."""
     first = 2 if local else 1                        # the first score column
-    dtype = {0: str, **{k: np.float64 for k in range(1, first + nclass)}}
     for sep in (" ", r"\s+"):  # single spaces (what the writers write) parse fastest; else any whitespace
-        try:
-            df = pd.read_csv(path, sep=sep, header=None, dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE,
+        try:  # numeric columns inferred (faster than naming 158 dtypes); ids kept as written ("01")
+            df = pd.read_csv(path, sep=sep, header=None, dtype={0: str}, na_filter=False, quoting=csv.QUOTE_NONE,
                              engine="c", encoding=ENCODING)
-        except ValueError:  # pandas' ParserError too: a ragged line, a non-number
+        except ValueError:  # pandas' ParserError too: a ragged line
             continue
-        if df.shape[1] != first + nclass:
-            continue
-        frames = df[1].to_numpy(np.float64) if local else None
-        # one float block whose columns are contiguous: the evaluator reads one class at a time
-        return df[0].tolist(), frames, df.iloc[:, first:].to_numpy(np.float64)
+        columns = [df[k].to_numpy() for k in range(1, df.shape[1])]
+        if df.shape[1] != first + nclass or any(c.dtype.kind not in "fi" for c in columns):
+            continue  # a non-number somewhere (an object column), or the wrong column count
+        # columns contiguous (F order), as the evaluator reads one class at a time; one copy per column
+        scores = np.empty((len(df), nclass), order="F")
+        for k, column in enumerate(columns[first - 1:]):
+            scores[:, k] = column
+        video = pd.factorize(df[0])[0] if local else None  # ids numbered in C, for the duplicate check
+        return df[0].tolist(), columns[0].astype(np.float64) if local else None, scores, video
     return None
 
 
@@ -275,16 +278,18 @@ def _parse_loadtxt(path: str, nclass: int, local: bool):
         return None
     # ``scores`` stays a view into the record array: a copy of a 7,985 x 25 file is 250 MB more memory
     # to touch, and the evaluator reads it one column at a time anyway.
-    return ids, data["frame"] if local else None, data["s"].reshape(len(ids), nclass)
+    return ids, data["frame"] if local else None, data["s"].reshape(len(ids), nclass), None
 
 
-def _has_duplicate_pairs(ids: list[str], frames: np.ndarray) -> bool:
-    """Whether some (id, frame) occurs twice: ids numbered by a dict, pairs packed into one int64 and
-    sorted (4x faster than a set of 200k tuples)."""
-    code: dict[str, int] = {}
-    video = np.fromiter((code.setdefault(i, len(code)) for i in ids), np.int64, len(ids))
+def _has_duplicate_pairs(ids: list[str], frames: np.ndarray, video: np.ndarray | None = None) -> bool:
+    """Whether some (id, frame) occurs twice: ids numbered (``video``, or here by a dict), pairs packed
+    into one int64 and sorted (4x faster than a set of 200k tuples)."""
+    if video is None:
+        code: dict[str, int] = {}
+        video = np.fromiter((code.setdefault(i, len(code)) for i in ids), np.int64, len(ids))
+    nvideo = int(video.max()) + 1 if len(video) else 0
     span = int(frames.max()) - int(frames.min()) + 1 if len(frames) else 1
-    if span * len(code) >= 2**62:                    # absurd frame numbers: no packing
+    if span * nvideo >= 2**62:                       # absurd frame numbers: no packing
         return len(set(zip(ids, frames.tolist()))) != len(ids)
     packed = np.sort(video * span + (frames - frames.min()))
     return bool((packed[1:] == packed[:-1]).any())
