@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 import checkpoints
 import opts as options
@@ -139,6 +140,11 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
 
     best_mAP, best_epoch, best_state = best["best_mAP"], best["best_epoch"], best["best_state"]
     metrics: dict = {"cache": opts.cache}
+    # one bar over the whole run, in batches of every phase, for its ETA; each phase keeps its own bar
+    phases = [max(1, int(len(train_loader) * opts.train_size)), max(1, int(len(val_loader) * opts.val_size)),
+              len(video_loader)]
+    run_bar = tqdm(total=sum(phases) * opts.epochs, initial=sum(phases) * opts.start_epoch, desc="run",
+                   unit="batch", smoothing=0, disable=None if main_process else True)
     for epoch in range(opts.start_epoch, opts.epochs):
         start = time.time()
         lr = train.adjust_learning_rate(opts, optimizer, epoch)
@@ -146,8 +152,11 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
         train_loader.sampler.set_epoch(epoch)
         val_loader.sampler.set_epoch(epoch)
         tr = train.train(train_loader, model, criterion, optimizer, epoch, opts, scaler)
+        run_bar.update(phases[0])
         val = train.validate(val_loader, model, criterion, epoch, opts)
+        run_bar.update(phases[1])
         video = train.validate_video(video_loader, model, criterion, epoch, opts)
+        run_bar.update(phases[2])
         metrics = {"cache": opts.cache, "top1train": tr["top1"], "top5train": tr["top5"], "top1val": val["top1"],
                    "top5val": val["top5"], "mAP": video["mAP"], "videoprec1": video["prec1"],
                    "videoprec5": video["prec5"], "loss": tr["loss"]}
@@ -180,6 +189,7 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
                     log.warning("could not refresh curves.png: %s", err)
         log.info("epoch %d done: train prec@1 %.2f, val prec@1 %.2f, video mAP %.4f (best %.4f, epoch %s)",
                  epoch + 1, tr["top1"], val["top1"], video["mAP"], best_mAP, best_epoch)
+    run_bar.close()
     distributed.shutdown()
     return metrics
 

@@ -46,7 +46,7 @@ NFRAMES = 3
 
 def demo_frames(size: tuple[int, int]) -> list[np.ndarray]:
     """Frames of the first demo video at ``size`` (w, h) from ``datasets.demo_render``."""
-    from datasets import demo_render
+    from datasets import demo as demo_render
     from utils.charades_csv import read_annotations
     video = read_annotations(os.path.join(demo_render.REPO_ROOT, "data", "demo", "Charades_demo_train.csv"))[0]
     return demo_render.render_frames(video, [1, 25, 49][:NFRAMES], seed=0, size=size)

@@ -9,15 +9,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from main import experiment  # noqa: E402
-from datasets.demo_render import DEMO_TEST_CSV, ensure_demo_data  # noqa: E402
-from utils.charades_eval import report_against_chance  # noqa: E402
+from datasets.demo import ensure_demo_data  # noqa: E402
 
-from asynctf_rgb_demo import CACHE, DEMO, FLAGS as RGB_FLAGS  # noqa: E402  (exp/ is on sys.path)
+from asynctf_rgb_demo import DEMO, FLAGS as RGB_FLAGS, report  # noqa: E402  (exp/ is on sys.path)
 
 NAME = os.path.splitext(os.path.basename(__file__))[0]
 FLAGS = RGB_FLAGS + ["--name", NAME, "--dataset", "charadesflow", "--data", os.path.join(DEMO, "flow")]
 
 if __name__ == "__main__":
-    ensure_demo_data(DEMO)
-    run = experiment(FLAGS)
-    report_against_chance(run["cache"], DEMO_TEST_CSV)
+    ensure_demo_data(DEMO, flow=True)
+    report(experiment(FLAGS)["cache"])

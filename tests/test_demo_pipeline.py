@@ -9,7 +9,7 @@ import pytest
 import combine_rgb_flow
 import get_alltest
 import main
-from datasets.demo_render import DEMO_TEST_CSV, DEMO_TRAIN_CSV, ensure_demo_data
+from datasets.demo import DEMO_TEST_CSV, DEMO_TRAIN_CSV, ensure_demo_data
 from utils import charades_eval
 
 

@@ -85,7 +85,22 @@ def test_writers_reject_what_the_reader_would(tmp_path):
 
 # --------------------------------------------------------------------------------- reading
 
-def test_reader_accepts_tabs_blank_lines_and_long_ids(tmp_path):
+@pytest.fixture(params=["numpy", "pandas"])
+def fast_reader(request, monkeypatch):
+    """Each C fast path in turn: np.loadtxt (small files), pandas' reader (big files; forced here)."""
+    if request.param == "pandas":
+        pytest.importorskip("pandas", minversion="3")
+    monkeypatch.setattr(submission, "PANDAS_MIN_BYTES", 0 if request.param == "pandas" else 2**62)
+    return request.param
+
+
+def no_slow_path(monkeypatch):
+    def refuse(path, nclass):
+        raise AssertionError(f"{path} fell back to the line-by-line reader")
+    monkeypatch.setattr(submission, "_parse_slow", refuse)
+
+
+def test_reader_accepts_tabs_blank_lines_and_long_ids(tmp_path, fast_reader):
     long_id = "x" * 100                                   # longer than the fast path's id field
     path = write(tmp_path, ["a\t0.1  0.2 0.3", "", f"{long_id} 1 2 inf", "   "])
     sub = read_submission(path, nclass=C)
@@ -93,13 +108,69 @@ def test_reader_accepts_tabs_blank_lines_and_long_ids(tmp_path):
     np.testing.assert_array_equal(sub.scores, [[0.1, 0.2, 0.3], [1, 2, np.inf]])
 
 
-def test_fast_and_line_by_line_readers_agree(tmp_path):
+def test_fast_and_line_by_line_readers_agree(tmp_path, fast_reader, monkeypatch):
     rng = np.random.default_rng(3)
-    path = str(tmp_path / "loc.txt")
-    write_localization(path, ["a", "b"], rng.random((2, 25, C)))
-    fast, slow = read_submission(path, nclass=C), submission._parse_slow(path, C)
-    assert fast.ids == slow.ids and fast.frames.tolist() == slow.frames.tolist()
-    np.testing.assert_array_equal(fast.scores, slow.scores)
+    path, cls = str(tmp_path / "loc.txt"), str(tmp_path / "cls.txt")
+    scores = rng.random((2, 25, C)) * 10.0 ** rng.integers(-8, 3, (2, 25, C))   # %g with and without exponents
+    scores[0, 0] = [-0.0, 1e-300, -2.5e12]
+    write_localization(path, ["a", "b"], scores)
+    write_classification(cls, ["01", "b"], scores[:, 0])                          # an id that looks like a number
+    slow_loc, slow_cls = submission._parse_slow(path, C), submission._parse_slow(cls, C)
+    no_slow_path(monkeypatch)
+    for fast, slow in ((read_submission(path, nclass=C), slow_loc), (read_submission(cls, nclass=C), slow_cls)):
+        assert fast.ids == slow.ids and fast.kind == slow.kind
+        assert (fast.frames is None and slow.frames is None) or fast.frames.tolist() == slow.frames.tolist()
+        np.testing.assert_array_equal(fast.scores, slow.scores)   # bit for bit: both round as float() does
+        np.testing.assert_array_equal(np.signbit(fast.scores), np.signbit(slow.scores))
+    assert read_submission(cls, nclass=C).ids == ["01", "b"]
+
+
+def test_byte_order_mark_scored_and_combined(tmp_path, capsys):
+    """The evaluator and combine_rgb_flow see the BOM file's first video (before: counted missing)."""
+    from combine_rgb_flow import combine
+    from utils.charades_eval import classify
+    gt = tmp_path / "gt.csv"
+    gt.write_text("id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
+                  "vidA,S,K,6,7,Yes,x,y,z,c000 0.0 2.0,5.0\nvidB,S,K,6,7,Yes,x,y,z,c001 1.0 3.0,5.0\n")
+    rows = ["vidA 0.9 0.1 0.2", "vidB 0.1 0.8 0.3"]
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode())
+    ap, _, _ = classify(str(bom), str(gt), nclass=C)
+    assert ap[:2].tolist() == [1.0, 1.0]                  # vidA scored: ranked first for class 0
+    result = combine(str(bom), write(tmp_path, rows, "flow.txt"), str(tmp_path / "out.txt"), nclass=C)
+    assert result.nkeys == 2 and result.only_rgb == [] and result.only_flow == []
+    assert "missing" not in capsys.readouterr().err
+
+
+def test_fast_paths_round_like_float(tmp_path, fast_reader, monkeypatch):
+    """Numbers that are hard to round (halfway cases, subnormals, 17+ digits) parse to the same double as
+    ``float()``, so ties and ranks, hence APs, cannot differ from a reader that calls ``float()``."""
+    hard = ["0.1", "2.2250738585072011e-308", "4.9e-324", "9007199254740993", "7.038531e-26",
+            "1.00000000000000011102230246251565404236316680908203125", "8.41e21", "1e23", "-0", "1e-320",
+            "0.30000000000000004", "123456789012345678901234567890", "2.5e-5", "+3.", ".5", "1E5"]
+    hard += ["1"] * (-len(hard) % C)
+    rows = [f"v{i} " + " ".join(hard[k:k + C]) for i, k in enumerate(range(0, len(hard), C))]
+    path = write(tmp_path, rows)
+    no_slow_path(monkeypatch)
+    got = read_submission(path, nclass=C).scores.ravel()
+    want = np.array([float(x) for x in hard])
+    assert got.tobytes() == want.tobytes()
+
+
+def test_byte_order_mark_is_not_part_of_the_first_id(tmp_path, fast_reader):
+    """A file saved by an editor that writes a UTF-8 BOM: the first id is still the video's id, so the
+    evaluator and combine find it (before: scored as missing)."""
+    rows = ["vidA 0.9 0.1 0.2", "vidB 0.1 0.8 0.3"]
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode())
+    sub = read_submission(str(path), nclass=C)
+    assert sub.ids == ["vidA", "vidB"]
+    plain = read_submission(write(tmp_path, rows, "plain.txt"), nclass=C)
+    np.testing.assert_array_equal(sub.scores, plain.scores)
+    assert submission._parse_slow(str(path), C).ids == ["vidA", "vidB"]
+    with pytest.raises(SubmissionError, match="line 2"):                  # line numbers unchanged
+        path.write_bytes(b"\xef\xbb\xbf" + b"vidA 1 2 3\nvidB 1 2\n")
+        read_submission(str(path), nclass=C)
 
 
 @pytest.mark.parametrize("lines,where,what", [
@@ -112,8 +183,11 @@ def test_fast_and_line_by_line_readers_agree(tmp_path):
     (["a 1 0.1 0.2 0.3", "a 1.5 0.1 0.2 0.3"], "line 2, column 2", "not an integer"),
     (["a 0.1 nan 0.3"], "line 1, column 3", "NaN"),
     (["a 1 0 0 0", "a 1e30 0 0 0"], "line 2, column 2", "not an integer"),
+    (["a 0.1 0.2 0.3", 'b "0.1 0.2 0.3', "c 0.1 0.2 0.3"], "line 2, column 2", "is not a number"),  # no quoting
+    (["a 0.1 0.2 0.3", "b NA 0.2 0.3"], "line 2, column 2", "'NA' is not a number"),   # no missing-value words
+    (["a 0.1 0.2 0.3", "b 0.1 0.2 0.3 0.4 0.5"], "line 2", "6 columns, but line 1 has 4"),
 ])
-def test_malformed_lines_named(tmp_path, lines, where, what):
+def test_malformed_lines_named(tmp_path, fast_reader, lines, where, what):
     path = write(tmp_path, lines)
     with pytest.raises(SubmissionError) as e:
         read_submission(path, nclass=C)

@@ -1,6 +1,6 @@
 """Choose the demo subset of Charades (reproducibly) and write it as two Charades-format CSVs.
 
-The demo dataset (see ``datasets/demo_render.py``) renders synthetic frames for a few dozen REAL
+The demo dataset (see ``datasets/demo/tree.py``) renders synthetic frames for a few dozen REAL
 Charades annotations, so that the whole pipeline runs end to end on a CPU in minutes.  This script picks
 those annotations:
 
@@ -18,30 +18,27 @@ The rows are copied byte for byte (all columns, quoting unchanged), in their ori
 The shipped CSVs (``data/demo/Charades_demo_{train,test}.csv``) are what the project uses; this script only
 documents and reproduces how they were chosen::
 
-    python -m datasets.demo_select [--charades-dir /work/shared/charades] [--out-dir data/demo]
+    python -m datasets.demo.selection [--charades-dir /work/shared/charades] [--out-dir data/demo]
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import os
-import sys
 
-if __package__ in (None, ""):  # run as a script: make ``utils`` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from utils.charades_csv import Video, read_annotations  # noqa: E402
+from datasets.demo.codes import frame_count
+from utils.charades_csv import Video, read_annotations
 
 DEFAULT_CHARADES_DIR = "/work/shared/charades"
-DEFAULT_OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "demo")
+DEFAULT_OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               "data", "demo")
 TRAIN_NAME = "Charades_demo_train.csv"
 TEST_NAME = "Charades_demo_test.csv"
-FPS = 24
 COVER_WEIGHTS = (1.0, 0.6, 0.3)
 
 
 def _frames(v: Video) -> int:
-    return max(1, int(v.length * FPS))
+    return frame_count(v.length)
 
 
 def _raw_records(path: str) -> tuple[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Tests of the demo-data renderer (datasets/demo_render.py) and the shipped demo subset.
+"""Tests of the demo-data renderer (datasets/demo/: codes, scene, tree) and the shipped demo subset.
 
 No torch, no /work/shared: tiny CSVs are written into tmp_path.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import demo_render as dr
+from datasets.demo import codes, scene, tree
 from utils.charades_csv import Video, read_annotations
 
 HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
@@ -32,7 +32,7 @@ def tiny_csv(tmp_path):
 
 
 def _gen(root, csv, seed=0, size=32, flow=True):
-    return dr.ensure_demo_data(str(root), seed=seed, flow=flow, size=size, csv_files=[csv], workers=1)
+    return tree.ensure_demo_data(str(root), seed=seed, flow=flow, size=size, csv_files=[csv], workers=1)
 
 
 def _files(root):
@@ -45,29 +45,29 @@ def _files(root):
 
 
 def test_conventions():
-    assert dr.frame_count(1.5) == 36 and dr.frame_count(0.9) == 21 and dr.frame_count(0.01) == 1
-    assert dr.frame_count(2.33) == 55  # floor(55.92)
-    assert dr.flow_count(36) == 35 and dr.flow_count(1) == 1
-    assert dr.frame_time(1) == 0.0 and dr.frame_time(25) == 1.0
+    assert codes.frame_count(1.5) == 36 and codes.frame_count(0.9) == 21 and codes.frame_count(0.01) == 1
+    assert codes.frame_count(2.33) == 55  # floor(55.92)
+    assert codes.flow_count(36) == 35 and codes.flow_count(1) == 1
+    assert codes.frame_time(1) == 0.0 and codes.frame_time(25) == 1.0
     acts = ((3, 1.0, 2.0), (4, 0.0, 5.0))
-    assert dr.active_classes(acts, 1.0) == [4]        # strict at the start
-    assert dr.active_classes(acts, 1.5) == [3, 4]
-    assert dr.active_classes(acts, 2.0) == [4]        # strict at the end
-    assert dr.active_classes(acts, 5.0) == []
+    assert codes.active_classes(acts, 1.0) == [4]        # strict at the start
+    assert codes.active_classes(acts, 1.5) == [3, 4]
+    assert codes.active_classes(acts, 2.0) == [4]        # strict at the end
+    assert codes.active_classes(acts, 5.0) == []
 
 
 def test_class_codes_distinct_and_flip_safe():
-    rgb = {(c.hue, c.orient, c.kind) for c in dr.CLASS_CODES}
-    flow = {(c.flow_dir, c.flow_orient, c.flow_kind) for c in dr.CLASS_CODES}
-    assert len(dr.CLASS_CODES) == 157 and len(rgb) == 157 and len(flow) == 157
+    rgb = {(c.hue, c.orient, c.kind) for c in codes.CLASS_CODES}
+    flow = {(c.flow_dir, c.flow_orient, c.flow_kind) for c in codes.CLASS_CODES}
+    assert len(codes.CLASS_CODES) == 157 and len(rgb) == 157 and len(flow) == 157
     # orientations in [0, 90] degrees: a horizontal flip (theta -> 180 - theta) maps no code onto another
-    assert all(0 <= c.orient <= np.pi / 2 + 1e-9 for c in dr.CLASS_CODES)
-    assert np.allclose([np.linalg.norm(dr.class_colour(c)) for c in range(157)], 1.0, atol=1e-5)
+    assert all(0 <= c.orient <= np.pi / 2 + 1e-9 for c in codes.CLASS_CODES)
+    assert np.allclose([np.linalg.norm(codes.class_colour(c)) for c in range(157)], 1.0, atol=1e-5)
 
 
 def test_tree_names_counts_and_modes(tiny_csv, tmp_path):
     root = _gen(tmp_path / "demo", tiny_csv)
-    assert sorted(os.listdir(root)) == sorted(["rgb", "flow", dr.MANIFEST])
+    assert sorted(os.listdir(root)) == sorted(["rgb", "flow", tree.MANIFEST])
     assert sorted(os.listdir(os.path.join(root, "rgb"))) == ["AAAAA", "BBBBB"]
     assert sorted(os.listdir(os.path.join(root, "flow"))) == ["AAAAA", "BBBBB"]
     for vid, n in (("AAAAA", N_A), ("BBBBB", N_B)):
@@ -75,12 +75,12 @@ def test_tree_names_counts_and_modes(tiny_csv, tmp_path):
         assert rgb == [f"{vid}-{i:06d}.jpg" for i in range(1, n + 1)]
         flow = sorted(os.listdir(os.path.join(root, "flow", vid)))
         assert flow == sorted(f"{vid}-{i:06d}{a}.jpg" for i in range(1, n) for a in "xy")
-        assert len(flow) // 2 == dr.flow_count(n)
+        assert len(flow) // 2 == codes.flow_count(n)
         with Image.open(os.path.join(root, "rgb", vid, rgb[0])) as im:
             assert im.format == "JPEG" and im.mode == "RGB" and im.size == (32, 32)
         with Image.open(os.path.join(root, "flow", vid, flow[0])) as im:
             assert im.format == "JPEG" and im.mode == "L" and im.size == (32, 32)
-    man = json.load(open(os.path.join(root, dr.MANIFEST)))
+    man = json.load(open(os.path.join(root, tree.MANIFEST)))
     assert man["complete"] is True and man["seed"] == 0 and man["size"] == 32 and man["flow"] is True
     assert man["videos"] == {"AAAAA": {"rgb": N_A, "flow": N_A - 1}, "BBBBB": {"rgb": N_B, "flow": N_B - 1}}
     # no temporary directories left beside the tree
@@ -89,13 +89,17 @@ def test_tree_names_counts_and_modes(tiny_csv, tmp_path):
 
 def test_no_flow_and_sizes(tiny_csv, tmp_path):
     root = _gen(tmp_path / "demo", tiny_csv, flow=False, size=24)
-    assert sorted(os.listdir(root)) == sorted(["rgb", dr.MANIFEST])
+    assert sorted(os.listdir(root)) == sorted(["rgb", tree.MANIFEST])
     with Image.open(os.path.join(root, "rgb", "AAAAA", "AAAAA-000001.jpg")) as im:
         assert im.size == (24, 24)
+    wide = tree.ensure_demo_data(str(tmp_path / "wide"), size=(40, 24), flow=False, csv_files=[tiny_csv], workers=1)
+    with Image.open(os.path.join(wide, "rgb", "AAAAA", "AAAAA-000001.jpg")) as im:
+        assert im.size == (40, 24)                       # (width, height)
+    assert json.load(open(os.path.join(wide, tree.MANIFEST)))["size"] == [40, 24]
     v = read_annotations(tiny_csv)[0]
-    big = dr.render_frames(v, [3, 30], size=(64, 48))
+    big = scene.render_frames(v, [3, 30], size=(64, 48))
     assert len(big) == 2 and all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in big)
-    fl = dr.render_flow(v, [3], size=(64, 48))
+    fl = scene.render_flow(v, [3], size=(64, 48))
     assert fl[0][0].shape == (48, 64) and fl[0][1].shape == (48, 64) and fl[0][0].dtype == np.uint8
 
 
@@ -111,13 +115,13 @@ def test_determinism(tiny_csv, tmp_path):
     assert differ == len(images)
     # a frame renders the same alone or within the whole video, and the JPEG holds those pixels
     v = read_annotations(tiny_csv)[0]
-    whole = dr.render_frames(v, range(1, N_A + 1), seed=0, size=32)
-    alone = dr.render_frames(v, [17], seed=0, size=32)[0]
+    whole = scene.render_frames(v, range(1, N_A + 1), seed=0, size=32)
+    alone = scene.render_frames(v, [17], seed=0, size=32)[0]
     assert np.array_equal(whole[16], alone)
     jpg = np.asarray(Image.open(a[os.path.join("rgb", "AAAAA", "AAAAA-000017.jpg")]), np.float32)
-    other = dr.render_frames(v, [30], seed=0, size=32)[0]
+    other = scene.render_frames(v, [30], seed=0, size=32)[0]
     assert np.abs(jpg - alone).mean() < min(9.0, 0.4 * np.abs(jpg - other).mean())
-    fx, fy = dr.render_flow(v, [17], seed=0, size=32)[0]
+    fx, fy = scene.render_flow(v, [17], seed=0, size=32)[0]
     jx = np.asarray(Image.open(a[os.path.join("flow", "AAAAA", "AAAAA-000017x.jpg")]), np.float32)
     jy = np.asarray(Image.open(a[os.path.join("flow", "AAAAA", "AAAAA-000017y.jpg")]), np.float32)
     assert np.abs(jx - fx).mean() < 4 and np.abs(jy - fy).mean() < 4
@@ -128,14 +132,14 @@ def test_reuse_and_regeneration(tiny_csv, tmp_path, monkeypatch):
     frame = os.path.join(root, "rgb", "AAAAA", "AAAAA-000010.jpg")
     before = np.asarray(Image.open(frame))
     calls = []
-    real = dr.render_video
-    monkeypatch.setattr(dr, "render_video", lambda *a, **k: calls.append(a[0].id) or real(*a, **k))
+    real = tree.render_video
+    monkeypatch.setattr(tree, "render_video", lambda *a, **k: calls.append(a[0].id) or real(*a, **k))
     _gen(tmp_path / "demo", tiny_csv, seed=0)            # same settings: reused
     _gen(tmp_path / "demo", tiny_csv, seed=0, flow=False)  # a tree with flow serves a no-flow request
     assert calls == []
     _gen(tmp_path / "demo", tiny_csv, seed=3)            # other seed: regenerated
     assert sorted(calls) == ["AAAAA", "BBBBB"]
-    assert json.load(open(os.path.join(root, dr.MANIFEST)))["seed"] == 3
+    assert json.load(open(os.path.join(root, tree.MANIFEST)))["seed"] == 3
     assert not np.array_equal(before, np.asarray(Image.open(frame)))
     calls.clear()
     _gen(tmp_path / "demo", tiny_csv, seed=3, size=40)   # other size: regenerated
@@ -150,7 +154,7 @@ def test_reuse_and_regeneration(tiny_csv, tmp_path, monkeypatch):
 
 
 def test_interrupted_generation_leaves_no_tree(tiny_csv, tmp_path, monkeypatch):
-    real = dr.render_video
+    real = tree.render_video
     done = []
 
     def crash_after_first(video, *a, **k):
@@ -159,29 +163,43 @@ def test_interrupted_generation_leaves_no_tree(tiny_csv, tmp_path, monkeypatch):
         done.append(video.id)
         return real(video, *a, **k)
 
-    monkeypatch.setattr(dr, "render_video", crash_after_first)
+    monkeypatch.setattr(tree, "render_video", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         _gen(tmp_path / "demo", tiny_csv, seed=0)
     assert sorted(os.listdir(tmp_path)) == ["tiny.csv"]  # neither the tree nor a temporary one
 
     # an interrupted regeneration keeps the previous complete tree as it was
-    monkeypatch.setattr(dr, "render_video", real)
+    monkeypatch.setattr(tree, "render_video", real)
     root = _gen(tmp_path / "demo", tiny_csv, seed=0)
     files = _files(root)
     done.clear()
-    monkeypatch.setattr(dr, "render_video", crash_after_first)
+    monkeypatch.setattr(tree, "render_video", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         _gen(tmp_path / "demo", tiny_csv, seed=1)
     assert _files(root).keys() == files.keys()
-    assert json.load(open(os.path.join(root, dr.MANIFEST)))["seed"] == 0
+    assert json.load(open(os.path.join(root, tree.MANIFEST)))["seed"] == 0
     assert sorted(os.listdir(tmp_path)) == ["demo", "tiny.csv"]
 
     # a half tree without a manifest (e.g. copied by hand) is never taken as complete
-    monkeypatch.setattr(dr, "render_video", real)
-    os.remove(os.path.join(root, dr.MANIFEST))
+    monkeypatch.setattr(tree, "render_video", real)
+    os.remove(os.path.join(root, tree.MANIFEST))
     os.remove(os.path.join(root, "rgb", "AAAAA", "AAAAA-000005.jpg"))
     _gen(tmp_path / "demo", tiny_csv, seed=0)
     assert _files(root).keys() == files.keys()
+
+
+def test_command_line(tiny_csv, tmp_path, monkeypatch, capsys):
+    """``python -m datasets.demo --root R --seed S --size N [--no-flow] CSV``: the tree of those settings."""
+    import runpy
+    root = tmp_path / "cli"
+    argv = ["--root", str(root), "--seed", "2", "--size", "16x12", "--no-flow", "--workers", "1", tiny_csv]
+    monkeypatch.setattr("sys.argv", ["python -m datasets.demo"] + argv)
+    runpy.run_module("datasets.demo", run_name="__main__")
+    man = json.load(open(root / tree.MANIFEST))
+    assert (man["seed"], man["size"], man["flow"]) == (2, [16, 12], False)
+    assert sorted(os.listdir(root)) == sorted(["rgb", tree.MANIFEST])
+    assert len(os.listdir(root / "rgb" / "AAAAA")) == N_A
+    assert capsys.readouterr().out.strip().endswith(f"demo data ready: {root / 'rgb'}")
 
 
 def test_stale_scratch_of_killed_runs_is_removed(tiny_csv, tmp_path):
@@ -222,35 +240,35 @@ def test_class_signal(c):
     """Switching class c on adds its texture (spatial pattern) along its colour (RGB) / direction (flow)."""
     S = 128  # frame size: enough spectral resolution to tell orientations 15 degrees apart
     v = Video("SIG%03d" % c, ((c, 1.0, 3.0),), 4.0)
-    code = dr.CLASS_CODES[c]
+    code = codes.CLASS_CODES[c]
     # spatial texture of each class k (its pattern seen along its own colour); classes sharing c's
     # orientation and kind (they differ only by colour and frequency) are excluded from the comparison
-    others = [k for k in range(157) if (dr.CLASS_CODES[k].orient, dr.CLASS_CODES[k].kind) != (code.orient, code.kind)]
+    others = [k for k in range(157) if (codes.CLASS_CODES[k].orient, codes.CLASS_CODES[k].kind) != (code.orient, code.kind)]
 
-    off, on = dr.render_frames(v, [24, 26], seed=5, size=S)      # t = 0.958 (inactive), 1.042 (active)
+    off, on = scene.render_frames(v, [24, 26], seed=5, size=S)      # t = 0.958 (inactive), 1.042 (active)
     diff = on.astype(np.float32) - off.astype(np.float32)
-    assert abs(_principal_direction(diff) @ dr.class_colour(c)) > 0.9
-    proj = diff @ dr.class_colour(c)
-    tex = lambda k: dr.class_pattern(k, S, 1.0) @ dr.class_colour(k)  # noqa: E731
+    assert abs(_principal_direction(diff) @ codes.class_colour(c)) > 0.9
+    proj = diff @ codes.class_colour(c)
+    tex = lambda k: codes.class_pattern(k, S, 1.0) @ codes.class_colour(k)  # noqa: E731
     sim = _spectrum_similarity(proj, tex(c))
     assert sim > 0.6 and sim > max(_spectrum_similarity(proj, tex(k)) for k in others) + 0.1
     # an inactive -> inactive change carries no such texture
-    off2 = dr.render_frames(v, [22], seed=5, size=S)[0].astype(np.float32)
-    assert _spectrum_similarity((off - off2) @ dr.class_colour(c), tex(c)) < sim - 0.3
-    assert proj.std() > 0.5 * dr.RGB_AMPLITUDE * 0.7 * 255 / np.sqrt(2)
+    off2 = scene.render_frames(v, [22], seed=5, size=S)[0].astype(np.float32)
+    assert _spectrum_similarity((off - off2) @ codes.class_colour(c), tex(c)) < sim - 0.3
+    assert proj.std() > 0.5 * codes.RGB_AMPLITUDE * 0.7 * 255 / np.sqrt(2)
 
-    (fx0, fy0), (fx1, fy1) = dr.render_flow(v, [24, 26], seed=5, size=S)
+    (fx0, fy0), (fx1, fy1) = scene.render_flow(v, [24, 26], seed=5, size=S)
     d = np.stack([fx1, fy1], -1).astype(np.float32) - np.stack([fx0, fy0], -1).astype(np.float32)
     direction = np.array([np.cos(code.flow_dir), np.sin(code.flow_dir)], np.float32)
     assert abs(_principal_direction(d) @ direction) > 0.9
     along = d @ direction
-    ftex = lambda k: dr.flow_pattern(k, S, 1.0) @ np.array(  # noqa: E731
-        [np.cos(dr.CLASS_CODES[k].flow_dir), np.sin(dr.CLASS_CODES[k].flow_dir)], np.float32)
+    ftex = lambda k: codes.flow_pattern(k, S, 1.0) @ np.array(  # noqa: E731
+        [np.cos(codes.CLASS_CODES[k].flow_dir), np.sin(codes.CLASS_CODES[k].flow_dir)], np.float32)
     fothers = [k for k in range(157)
-               if (dr.CLASS_CODES[k].flow_orient, dr.CLASS_CODES[k].flow_kind) != (code.flow_orient, code.flow_kind)]
+               if (codes.CLASS_CODES[k].flow_orient, codes.CLASS_CODES[k].flow_kind) != (code.flow_orient, code.flow_kind)]
     fsim = _spectrum_similarity(along, ftex(c))
     assert fsim > 0.6 and fsim > max(_spectrum_similarity(along, ftex(k)) for k in fothers) + 0.1
-    assert along.std() > 0.5 * dr.FLOW_AMPLITUDE * 0.7 / np.sqrt(2)
+    assert along.std() > 0.5 * codes.FLOW_AMPLITUDE * 0.7 / np.sqrt(2)
 
 
 # --- learnability without torch: augmented random crops + spectral features + logistic regression ---------
@@ -308,10 +326,10 @@ def test_learnable_from_augmented_crops():
         rng = np.random.default_rng(seed)
         xs, ys = [], []
         for v in videos:
-            frames = rng.integers(1, dr.frame_count(v.length) + 1, per_video)
-            for f, img in zip(frames, dr.render_frames(v, frames, seed=seed, size=64)):
+            frames = rng.integers(1, codes.frame_count(v.length) + 1, per_video)
+            for f, img in zip(frames, scene.render_frames(v, frames, seed=seed, size=64)):
                 xs.append(_features(_augment(img, rng)))
-                ys.append([c in dr.active_classes(v.actions, dr.frame_time(f)) for c in classes])
+                ys.append([c in codes.active_classes(v.actions, codes.frame_time(f)) for c in classes])
         return np.array(xs), np.array(ys, np.float64)
 
     xtr, ytr = data([video(i) for i in range(6)], 60, 1)
@@ -332,14 +350,14 @@ def test_learnable_from_augmented_crops():
 def test_shipped_demo_subset():
     """The shipped demo CSVs: every test video has an action, its classes are in >= 2 training videos,
     and the tree stays small."""
-    train = read_annotations(dr.DEMO_TRAIN_CSV)
-    test = read_annotations(dr.DEMO_TEST_CSV)
+    train = read_annotations(tree.DEMO_TRAIN_CSV)
+    test = read_annotations(tree.DEMO_TEST_CSV)
     assert 30 <= len(train) <= 70 and 15 <= len(test) <= 30
     assert not {v.id for v in train} & {v.id for v in test}
     assert all(v.actions for v in test)
     cover = collections.Counter(c for v in train for c in v.classes)
     assert min(cover[c] for v in test for c in v.classes) >= 2
-    total = sum(dr.frame_count(v.length) for v in train + test)
+    total = sum(codes.frame_count(v.length) for v in train + test)
     assert 15000 <= total <= 25000
-    with open(dr.DEMO_TEST_CSV, encoding="utf-8") as f:
+    with open(tree.DEMO_TEST_CSV, encoding="utf-8") as f:
         assert f.readline() == HEADER
