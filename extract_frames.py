@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("videos", help="folder searched (recursively) for video files")
     ap.add_argument("out", help="frame tree to write")
-    ap.add_argument("--ids-from", metavar="CSV", help="only the videos of this annotation CSV (default: all)")
+    ap.add_argument("--ids-from", metavar="CSV", help="only the videos of this annotation CSV")
     ap.add_argument("--fps", default="24", help="output frame rate (24 for Charades; 12 for Jester); "
                     "a fraction like 30000/1001 is exact")
     ap.add_argument("--short-side", type=int, default=0, help="scale frames to this shorter side (0: keep the size)")
