@@ -5,6 +5,7 @@ a run killed mid-video then resumed giving the same tree, and --flow on a known 
 import csv
 import math
 import os
+import struct
 import subprocess
 import sys
 from fractions import Fraction
@@ -133,6 +134,24 @@ def test_short_side_format_and_ids_from(videos, tmp_path, capsys):
         assert [read_counter(out / vid / f) for f in names] == truth[vid]
         assert Image.open(out / vid / names[0]).size == (32, 24)
     assert "missing: gone" in capsys.readouterr().err
+
+
+def test_display_matrix_turns_the_frames_upright(tmp_path):
+    av = pytest.importorskip("av")
+    (tmp_path / "v").mkdir()
+    path = tmp_path / "v" / "phone.mp4"
+    write_video(av, path, "h264", 25, [counter_frame(i) for i in range(3)])
+    data = bytearray(path.read_bytes())  # the track header's matrix: 90 degrees clockwise, as a phone writes
+    at = data.index(b"tkhd") + 4 + 40
+    data[at:at + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    assert run(tmp_path / "v", tmp_path / "out", "--short-side", 24, "--workers", 1) == 0
+    for k in range(1, 4):
+        img = Image.open(tmp_path / "out" / "phone" / f"phone-{k:06d}.jpg")
+        assert img.size == (24, 32)  # portrait now
+        turned = tmp_path / "back.png"
+        img.rotate(90, expand=True).save(turned)  # a quarter turn counterclockwise undoes it
+        assert read_counter(turned) == math.floor((k - 1) * 25 / 24)
 
 
 KILLER = """

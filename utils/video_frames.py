@@ -139,15 +139,18 @@ def decoded(container, stream, notes: list[str]) -> Iterator[tuple[Fraction, Fra
 def pictures(path: str, fps: Fraction, short_side: int, threads: int,
              notes: list[str]) -> Iterator[tuple[Image.Image, int]]:
     """``(RGB picture, count)`` of the video at ``path`` by the frame rule, scaled to ``short_side``
-    (area averaging; 0: full size); ``VideoError`` when no frame decodes.  Warnings go into ``notes``."""
+    (area averaging; 0: full size) and turned upright by the stream's display matrix (in quarter turns,
+    as ffmpeg's autorotation); ``VideoError`` when no frame decodes.  Warnings go into ``notes``."""
     container, stream = open_video(path, threads)
     with container:
         size, count = None, 0
         for frame, repeats in resample(decoded(container, stream, notes), fps, stream.time_base / 2):
             size = size or scaled_size(frame.width, frame.height, short_side)
+            turns = round(getattr(frame, "rotation", 0) / 90) % 4  # a phone's display matrix, as ffmpeg
             if (frame.width, frame.height) != size:  # scaled in YUV, then converted: 2x cheaper than at once
                 frame = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
-            yield Image.fromarray(frame.to_ndarray(format="rgb24")), repeats
+            rgb = frame.to_ndarray(format="rgb24")
+            yield Image.fromarray(np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb), repeats
             count += repeats
         if count == 0:
             raise VideoError("no frame could be decoded" + (f" ({notes[0]})" if notes else ""))
