@@ -20,6 +20,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 from utils.atomic import atomic_write_text
 from utils.charades_csv import read_annotations
+from utils.logger import setup_logging
 from utils.video_frames import FlowEncoder, VideoError, flow_method, jpeg, pictures, require
 
 VIDEO_EXTENSIONS = "mp4,webm,mkv,avi,mov,m4v,mpg,mpeg,flv,wmv,3gp,ogv,ts"
@@ -41,6 +43,8 @@ PARTIAL = ".partial"
 SETTINGS_FILE = "extract_frames.json"
 SUMMARY_FILE = "extract_frames_summary.csv"
 LOCK_FILE = ".extract_frames.lock"
+
+log = logging.getLogger("extract_frames")
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         videos = {v: videos[v] for v in wanted if v in videos}
     roots = (args.out, args.flow_out or args.out)
     os.makedirs(args.out, exist_ok=True)
+    setup_logging(args.out)  # the console and OUT/log.txt, appended across runs
     held = lock(args.out)
     check_settings(args.out, settings)
     for root in set(roots):
@@ -212,8 +217,8 @@ def run(args: argparse.Namespace) -> list[Result]:
     workers = max(1, min(args.workers, len(todo)))
     threads = max(1, usable_cores() // workers)  # decoding (and flow) threads per process
     jobs = [(v, videos[v], roots, settings, threads) for v in todo]
-    print(f"{len(videos)} videos, {len(videos) - len(todo)} already extracted, {len(todo)} to do "
-          f"({workers} process{'es' if workers > 1 else ''})", file=sys.stderr)
+    log.info("%d videos, %d already extracted, %d to do (%d process%s)", len(videos), len(videos) - len(todo),
+             len(todo), workers, "es" if workers > 1 else "")
     pool = multiprocessing.get_context().Pool(workers, _ignore_sigint) if workers > 1 else None
     t0, frames = time.perf_counter(), 0
     try:
@@ -239,17 +244,17 @@ def write_summary(out: str, results: list[Result], seconds: float) -> None:
     """``extract_frames_summary.csv``: every video of the run that failed, is missing or has warnings."""
     ok = [r for r in results if r.status == "ok"]
     frames = sum(r.frames for r in ok)
-    print(f"extracted {len(ok)} videos, {frames} frames in {seconds:.1f} s "
-          f"({frames / max(seconds, 1e-9):.0f} frames/s)", file=sys.stderr)
+    log.info("extracted %d videos, %d frames in %.1f s (%.0f frames/s)", len(ok), frames, seconds,
+             frames / max(seconds, 1e-9))
     rows = sorted(([r.id, "warning" if r.status == "ok" else r.status, r.frames, r.flow_frames, r.message]
                    for r in results if r.status != "ok" or r.message))
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([["id", "status", "frames", "flow_frames", "message"]] + rows)
     atomic_write_text(os.path.join(out, SUMMARY_FILE), buf.getvalue())
     for vid, status, *_, message in rows:
-        print(f"  {status}: {vid}: {message}", file=sys.stderr)
+        log.warning("  %s: %s: %s", status, vid, message)
     if rows:
-        print(f"  (listed in {os.path.join(out, SUMMARY_FILE)})", file=sys.stderr)
+        log.warning("  (listed in %s)", os.path.join(out, SUMMARY_FILE))
 
 
 def main(argv: list[str] | None = None) -> int:

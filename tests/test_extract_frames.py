@@ -133,7 +133,7 @@ def test_short_side_format_and_ids_from(videos, tmp_path, capsys):
         assert names == [f"{k:05d}.jpg" for k in range(1, len(truth[vid]) + 1)]
         assert [read_counter(out / vid / f) for f in names] == truth[vid]
         assert Image.open(out / vid / names[0]).size == (32, 24)
-    assert "missing: gone" in capsys.readouterr().err
+    assert "missing: gone" in capsys.readouterr().out
 
 
 def test_display_matrix_turns_the_frames_upright(tmp_path):
@@ -179,7 +179,7 @@ def test_killed_run_resumes_to_the_same_tree(videos, extracted, tmp_path, repo_r
     rerun = subprocess.run([sys.executable, "extract_frames.py", *args[:2], "--workers", "2"], cwd=repo_root,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(done)} already extracted" in rerun.stderr
+    assert f"{len(done)} already extracted" in rerun.stdout
     assert tree(out) == tree(extracted) and not (out / xf.PARTIAL).exists()
     assert run(videos[0], out, "--fps", 12) == 1  # other settings into the same tree: refused
 
