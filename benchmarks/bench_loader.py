@@ -79,11 +79,12 @@ def video_like_frames(size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
 
 def timed(fns: dict[str, Callable[[int], object]], n: int, repeats: int,
           clock: Callable[[], float] = time.thread_time) -> dict[str, float]:
-    """Best-of-``repeats`` CPU seconds of this thread (``clock``) per call of each ``fn(k)`` over ``n`` calls (the cost
-    per core: time spent waiting for a core that other processes hold is not counted), the variants
-    interleaved: each repeat runs every variant's block in turn (starting one further each time), so a
-    busy spell of this shared machine (cache and memory contention) slows them alike.  Each block starts
-    from the same torch seed: variants on frames of one size draw the same crops."""
+    """Best-of-``repeats`` seconds per call of each ``fn(k)`` over ``n`` calls, by default CPU seconds of
+    this thread (the cost per core, all of it in this thread with one torch thread; time spent waiting for
+    a core that other processes hold is not counted).  The variants are interleaved: each repeat runs
+    every variant's block in turn (starting one further each time), so a busy spell of this shared
+    machine (cache and memory contention) slows them alike.  Each block starts from the same torch seed:
+    variants on frames of one size draw the same crops."""
     for fn in fns.values():
         fn(0)  # warm-up
     best, names = dict.fromkeys(fns, float("inf")), list(fns)
