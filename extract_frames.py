@@ -198,6 +198,8 @@ def run(args: argparse.Namespace) -> list[Result]:
     flow = args.flow or bool(args.flow_out)
     settings = Settings(str(fps), args.short_side, args.format, args.quality, flow,
                         flow_method(args.flow_method) if flow else "", args.flow_bound if flow else 0.0)
+    if not os.path.isdir(args.videos):
+        raise FileNotFoundError(f"video folder not found: {args.videos}")
     videos = find_videos(args.videos, args.ext)
     results = []
     if args.ids_from:

@@ -182,6 +182,7 @@ def test_killed_run_resumes_to_the_same_tree(videos, extracted, tmp_path, repo_r
     assert f"{len(done)} already extracted" in rerun.stdout
     assert tree(out) == tree(extracted) and not (out / xf.PARTIAL).exists()
     assert run(videos[0], out, "--fps", 12) == 1  # other settings into the same tree: refused
+    assert run(tmp_path / "nowhere", out) == 1 and tree(out) == tree(extracted)
 
 
 @pytest.mark.parametrize("method", ["tvl1", "farneback"])
