@@ -8,6 +8,7 @@ frames (a ``frame_index.FrameSource``) and calls ``rgb_datasets``; everything el
   attributes the loop reads: ``video_ids``, ``collate_fn`` and ``batch_transform`` (when the input path
   has them), ``eval_csv`` (the Charades-format annotation file that val_video's submission is scored
   against by the official evaluator, or None) and ``single_label`` (report video top-1/top-5).
+- ``at_stride``: a val_video dataset re-sampled at a fixed frame step (``extract_features.py``).
 - ``RGBFrames`` and ``rgb_datasets``: the three RGB input paths, the same for every dataset:
   plain (PIL + torchvision, ``datasets.transforms``), ``--fast-loader`` (``datasets.fast_frames``) and
   ``--gpu-decode`` (``datasets.device_decode``).
@@ -19,7 +20,9 @@ tensor equals flipping the image, so ``--flip original`` gives the original's sa
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,7 +31,8 @@ from torch.utils.data import Dataset
 
 from datasets import device_decode, fast_frames
 from datasets import transforms as frame_transforms
-from datasets.frame_index import FrameSource, SplitIndex, load_splits
+from datasets.frame_files import list_frames
+from datasets.frame_index import FrameSource, SplitIndex, load_splits, strided_index
 from datasets.frame_io import open_frame
 from datasets.mirror import FlipRule, flip_rule
 
@@ -102,6 +106,20 @@ class RGBFrames(FrameDataset):
 
     def load_input(self, i: int) -> Any:
         return open_frame(self.path(i), "RGB") if self.decode else self.path(i)
+
+
+def at_stride(dataset: FrameDataset, step: float, videos: Sequence[str] | None = None) -> FrameDataset:
+    """A copy of ``dataset`` (a val_video dataset: evaluation transform, video-level targets) whose items are
+    the frames ``frame_index.strided_frames(n, step)`` of each of its videos (or only ``videos``), in time
+    order.  A video with gaps that the index kept (``--frame-gaps present``) is listed again and only its
+    frames present are taken."""
+    span = getattr(dataset, "span", 1)
+    kept = set(dataset.index.ids.tolist())
+    listings = {vid: list_frames(os.path.join(dataset.root, vid), vid, dataset.naming)
+                for vid in dataset.index.gapped.tolist() if vid in kept}
+    out = copy.copy(dataset)
+    out.index = strided_index(dataset.index, step, span, listings, videos)
+    return out
 
 
 def resolve_flip(opts: argparse.Namespace, default: str, names: Sequence[str] | None) -> FlipRule | None:
