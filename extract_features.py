@@ -103,9 +103,10 @@ def videos_dataset(opts: argparse.Namespace) -> tuple[FrameDataset, list[str], l
         if wanted is None or opts.dataset not in CHARADES_FORMAT:
             raise ValueError("extract_features needs --val-file (an annotation file), or --ids FILE with a "
                              f"Charades dataset ({', '.join(CHARADES_FORMAT)}; --dataset is {opts.dataset})")
-        # the ids as a Charades CSV without labels, so that the datasets list and sample them as usual
+        # the ids as a Charades CSV without labels, so that the datasets list and sample them as usual; the
+        # length only places val_video's frames, which at_stride replaces, so any valid length will do
         text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([v] + [""] * 9 + ["0"] for v in wanted)
+        csv.writer(text, lineterminator="\n").writerows([v] + [""] * 9 + ["1"] for v in wanted)
         digest = hashlib.sha1(text.getvalue().encode()).hexdigest()[:12]
         opts.val_file = os.path.join(opts.cache, f"extract_features_ids_{digest}.csv")
         atomic_write_text(opts.val_file, CSV_HEADER + text.getvalue())
