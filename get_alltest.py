@@ -38,15 +38,19 @@ def main(argv: list[str] | None = None) -> dict:
     model, criterion, _ = create_model(opts)
     checkpoints.resume(opts.resume, model, trusted=opts.trust_checkpoint)
     _, _, video_loader = get_dataset(opts)
-    ids, scores, local, _ = train.score_videos(video_loader, model, criterion, opts, desc="test")
+    ids, scores, local, targets = train.score_videos(video_loader, model, criterion, opts, desc="test")
     out = opts.out_dir or opts.cache
     result = {"classify": os.path.join(out, "classify.txt"), "localize": os.path.join(out, "localize.txt")}
     write_classification(result["classify"], ids, scores)
     write_localization(result["localize"], ids, local)
     log.info("scored %d videos: %s, %s", len(ids), result["classify"], result["localize"])
-    if any(v.actions for v in read_annotations(opts.val_file, opts.nclass)):
+    gt_csv = video_loader.dataset.eval_csv  # the Charades-format file the official evaluator reads, if any
+    if gt_csv is None:  # single-label sets: the mAP of the scores against the videos' labels, as validate_video
+        result["classify_mAP"] = train.video_map(scores, targets, result["classify"], None)
+        log.info("classify: mAP %.4f (classes with positives)", result["classify_mAP"])
+    elif any(v.actions for v in read_annotations(gt_csv, opts.nclass)):
         for kind in ("classify", "localize"):
-            ap, mAP, wAP = getattr(charades_eval, kind)(result[kind], opts.val_file, nclass=opts.nclass)
+            ap, mAP, wAP = getattr(charades_eval, kind)(result[kind], gt_csv, nclass=opts.nclass)
             result[kind + "_mAP"] = charades_eval.mean_ap_with_positives(ap)  # the official mAP is NaN then
             log.info("%s: mAP %.4f (classes with positives), WAP %.4f", kind, result[kind + "_mAP"], wAP)
     return result

@@ -323,6 +323,15 @@ def _empty_split_message(split: str, ann_path: str, root: str, source: FrameSour
             f"{nvideos - len(index.skipped) - len(index.gapped)} are too short to give a sample")
 
 
+def _check_ids(videos: Sequence, ann_path: str) -> None:
+    """A video id names the directory ``<data>/<id>/``: it must be one path component, so that no
+    annotation file can make the loader read (or list) anything outside ``--data``."""
+    bad = [v.id for v in videos if v.id in (".", "..") or "/" in v.id or "\\" in v.id or "\0" in v.id]
+    if bad:
+        raise DatasetError(f"{ann_path}: {len(bad)} video id(s) are not plain directory names under --data "
+                           f"(they hold '/' or '\\', or are '.' / '..'): {', '.join(map(repr, bad[:5]))}")
+
+
 def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: FrameSource, *,
                nclass: int = 157, test_frames: int = 50, gap: int = GAP, fps: float = FPS,
                gaps: str = "skip", memo: dict | None = None) -> SplitIndex:
@@ -360,6 +369,7 @@ def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: Fra
     mkey = (key_fields["annotations"], tuple(key_fields["depends"]), key_fields["root"], source.name, nclass)
     if mkey not in memo:
         videos = source.read(ann_path)
+        _check_ids(videos, ann_path)
         listings = list_all(videos, root, source.naming)
         _report_gaps(videos, listings, source, ann_path, root, gaps)
         memo[mkey] = (videos, listings)

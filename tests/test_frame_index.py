@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 
 import numpy as np
@@ -180,3 +181,14 @@ def test_frames_present_with_stacks():
     assert vv.frame.tolist() == [1, 3, 16, 21]  # 8 -> 3 (14 is farther), 23 -> 21 (the stack must fit)
     assert ci.build_index([video], [listing], "train", span=10).frame.tolist() == []  # skip: left out
     assert ci.build_index([video], [listing], "train", span=10).gapped.tolist() == ["V"]
+
+
+@pytest.mark.parametrize("bad", ["../AAA01", "..", "a/b"])
+def test_ids_that_leave_the_data_directory_are_refused(tmp_path, bad):
+    """An id names <data>/<id>/: one that climbs out of --data (or into a sub-folder) is an error naming the
+    annotation file and the id, before any directory is listed."""
+    csv = write_csv(tmp_path / "ann.csv", [ROWS[0].replace("AAA01", bad, 1)] + ROWS[1:])
+    os.makedirs(tmp_path / "rgb")
+    with pytest.raises(ci.DatasetError, match=r"ann\.csv: 1 video id\(s\) are not plain directory names.*"
+                       + re.escape(repr(bad))):
+        ci.load_split(csv, str(tmp_path / "rgb"), "train", str(tmp_path / "cache"), RGB, nclass=5)
