@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -108,8 +109,10 @@ def _stable_ranks(key: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return below_bucket[bp] + where[np.searchsorted(members, idx)] - np.searchsorted(mb, bp, "left")
 
 
-def average_precision(scores: np.ndarray, gt: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Per-class AP of an (N, C) score matrix against an (N, C) binary ground truth (nonzero = positive).
+def average_precision(scores: np.ndarray | Sequence[np.ndarray], gt: np.ndarray,
+                      rows: np.ndarray | None = None) -> np.ndarray:
+    """Per-class AP of an (N, C) score matrix (or a sequence of the C columns, e.g.
+    ``Submission.columns()``) against an (N, C) binary ground truth (nonzero = positive).
 
     Equal to MATLAB's ``[~, i] = sort(-conf)`` (stable) followed by precision at each positive rank,
     but without sorting indices: the stable rank of a positive p is
@@ -121,17 +124,26 @@ def average_precision(scores: np.ndarray, gt: np.ndarray, rows: np.ndarray | Non
     ``rows`` (optional, (N,) ints) saves building an aligned score matrix: ground-truth row i is scored
     by ``scores[rows[i]]``, or -inf where ``rows[i] < 0``.
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    if isinstance(scores, (list, tuple)):
+        columns = [np.asarray(c, dtype=np.float64) for c in scores]
+        shape = (len(columns[0]) if columns else 0, len(columns))
+        if any(c.shape != (shape[0],) for c in columns):
+            raise ValueError("score columns of different lengths")
+    else:
+        matrix = np.asarray(scores, dtype=np.float64)
+        if matrix.ndim != 2:
+            raise ValueError(f"scores must be (N, C), got {matrix.shape}")
+        shape, columns = matrix.shape, [matrix[:, c] for c in range(matrix.shape[1])]
     gt = np.asarray(gt)
     n = gt.shape[0] if rows is None else len(rows)
-    if scores.ndim != 2 or gt.shape != (n, scores.shape[1]) or (rows is None and scores.shape[0] != n):
-        raise ValueError(f"scores {scores.shape} and gt {gt.shape} do not match (rows: {None if rows is None else len(rows)})")
+    if gt.shape != (n, shape[1]) or (rows is None and shape[0] != n):
+        raise ValueError(f"scores {shape} and gt {gt.shape} do not match (rows: {None if rows is None else len(rows)})")
     missing = None
     if rows is not None:
         rows = np.asarray(rows, dtype=np.intp)
         missing = np.flatnonzero(rows < 0)
         rows = np.maximum(rows, 0)
-    ncls = scores.shape[1]
+    ncls = shape[1]
     # Positives grouped by class (rows ascending within a class): nonzero on the C-order matrix, then a
     # stable sort of the class ids, which numpy does by radix sort for int16.
     pos_rows, cls = np.nonzero(gt)
@@ -145,11 +157,11 @@ def average_precision(scores: np.ndarray, gt: np.ndarray, rows: np.ndarray | Non
         if len(pos) == 0:
             return
         if rows is None:
-            x = scores[:, c]
-        elif scores.shape[0] == 0:
+            x = columns[c]
+        elif shape[0] == 0:
             x = np.full(n, -np.inf)
         else:
-            x = scores[:, c].take(rows)
+            x = columns[c].take(rows)
             x[missing] = -np.inf                     # no prediction
         key = np.subtract(0.0, x)                    # ascending key = descending score; never -0.0
         if np.isnan(key).any():
@@ -265,7 +277,7 @@ def classify(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple
     sub = read_submission(submission_path, nclass)
     _check_kind(sub, CLASSIFY)
     gt = classify_gt(videos, nclass)
-    ap = average_precision(sub.scores, gt, rows=prediction_rows(sub, videos, 1))
+    ap = average_precision(sub.columns(), gt, rows=prediction_rows(sub, videos, 1))
     return (ap, *mean_ap(ap, gt))
 
 
@@ -275,7 +287,7 @@ def localize(submission_path: str, gt_csv_path: str, nclass: int = 157) -> tuple
     sub = read_submission(submission_path, nclass)
     _check_kind(sub, LOCALIZE)
     gt = localize_gt(videos, nclass)
-    ap = average_precision(sub.scores, gt, rows=prediction_rows(sub, videos, NFRAMES))
+    ap = average_precision(sub.columns(), gt, rows=prediction_rows(sub, videos, NFRAMES))
     return (ap, *mean_ap(ap, gt))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,18 +31,38 @@ class SubmissionError(ValueError):
     """A malformed submission file; the message names the file, the line and what is wrong."""
 
 
-@dataclass(frozen=True)
 class Submission:
     """A parsed submission: one row per non-blank line, in file order.
 
     ``frames`` holds the frame numbers exactly as written (localisation only; see ``one_based_frames``).
+    The scores are kept as the reader made them: one array per class (``columns``), which is what the
+    evaluator reads, or an (N, C) matrix; ``scores`` is the (N, C) matrix, built on first use (stacking a
+    7,985 x 25 file's columns costs more than reading them: 250 MB of fresh memory).
     """
 
-    path: str
-    kind: str                      # CLASSIFY or LOCALIZE
-    ids: list[str]                 # (rows,)
-    frames: np.ndarray | None      # (rows,) int64, None for classification
-    scores: np.ndarray             # (rows, C) float64
+    def __init__(self, path: str, kind: str, ids: list[str], frames: np.ndarray | None,
+                 scores: np.ndarray | None = None, columns: tuple[np.ndarray, ...] | None = None):
+        if (scores is None) == (columns is None):
+            raise ValueError("give the scores either as a matrix or as columns")
+        self.path, self.kind, self.ids, self.frames = path, kind, ids, frames
+        self._matrix, self._columns = scores, columns
+
+    @property
+    def nclass(self) -> int:
+        return self._matrix.shape[1] if self._matrix is not None else len(self._columns)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(rows, C) float64."""
+        if self._matrix is None:
+            self._matrix = np.column_stack(self._columns) if self._columns else np.zeros((len(self.ids), 0))
+        return self._matrix
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """The scores of each class, C arrays of (rows,) float64 (views when the matrix exists)."""
+        if self._columns is None:
+            self._columns = tuple(self._matrix[:, c] for c in range(self._matrix.shape[1]))
+        return self._columns
 
     def keys(self) -> list[tuple]:
         """Row keys: ``(id,)`` for classification, ``(id, frame)`` for localisation."""
@@ -210,9 +229,10 @@ def _read(path: str, nclass: int) -> Submission:
     parsed = _parse_fast(path, nclass, kind == LOCALIZE) if kind else None
     if parsed is None:
         return _parse_slow(path, nclass)  # raises with the line number
-    ids, frames, scores, video = parsed
+    ids, frames, columns, video = parsed
     suspicious = (
-        len(ids) == 0 or "" in ids or scores.shape != (len(ids), nclass) or np.isnan(scores).any()
+        len(ids) == 0 or "" in ids or len(columns) != nclass or any(len(c) != len(ids) for c in columns)
+        or any(np.isnan(c).any() for c in columns)
         or (frames is not None and not (np.all(np.abs(frames) <= MAX_FRAME) and np.array_equal(frames, np.round(frames))))
     )
     if not suspicious and frames is None:  # duplicate keys
@@ -222,11 +242,11 @@ def _read(path: str, nclass: int) -> Submission:
         suspicious = _has_duplicate_pairs(ids, frames, video)
     if suspicious:
         return _parse_slow(path, nclass)
-    return Submission(path, kind, ids, frames, scores)
+    return Submission(path, kind, ids, frames, columns=columns)
 
 
 def _parse_fast(path: str, nclass: int, local: bool) -> tuple[list[str], np.ndarray | None, np.ndarray] | None:
-    """``(ids, frames as floats or None, scores, video numbers or None)`` parsed in C, or None where the C
+    """``(ids, frames as floats or None, one score array per class, video numbers or None)`` parsed in C, or None where the C
     parser refused the file (the careful reader then names the bad line)."""
     pd = _pandas() if os.path.getsize(path) >= PANDAS_MIN_BYTES else None
     return _parse_pandas(pd, path, nclass, local) if pd is not None else _parse_loadtxt(path, nclass, local)
@@ -254,10 +274,8 @@ def _parse_pandas(pd, path: str, nclass: int, local: bool):
         columns = [df[k].to_numpy() for k in range(1, df.shape[1])]
         if df.shape[1] != first + nclass or any(c.dtype.kind not in "fi" for c in columns):
             continue  # a non-number somewhere (an object column), or the wrong column count
-        # columns contiguous (F order), as the evaluator reads one class at a time; one copy per column
-        scores = np.empty((len(df), nclass), order="F")
-        for k, column in enumerate(columns[first - 1:]):
-            scores[:, k] = column
+        # the parser's own arrays, one per class: the evaluator reads one class at a time, and no copy
+        scores = tuple(c if c.dtype == np.float64 else c.astype(np.float64) for c in columns[first - 1:])
         video = pd.factorize(df[0])[0] if local else None  # ids numbered in C, for the duplicate check
         return df[0].tolist(), columns[0].astype(np.float64) if local else None, scores, video
     return None
@@ -276,9 +294,9 @@ def _parse_loadtxt(path: str, nclass: int, local: bool):
     ids = data["id"].tolist()
     if any(len(i) >= width for i in ids):  # loadtxt truncates long strings silently
         return None
-    # ``scores`` stays a view into the record array: a copy of a 7,985 x 25 file is 250 MB more memory
-    # to touch, and the evaluator reads it one column at a time anyway.
-    return ids, data["frame"] if local else None, data["s"].reshape(len(ids), nclass), None
+    # views into the record array: a copy of a big file is that much more memory to touch
+    scores = data["s"].reshape(len(ids), nclass)
+    return ids, data["frame"] if local else None, tuple(scores[:, c] for c in range(nclass)), None
 
 
 def _has_duplicate_pairs(ids: list[str], frames: np.ndarray, video: np.ndarray | None = None) -> bool:
