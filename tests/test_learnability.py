@@ -15,7 +15,7 @@ def run(tmp_path, temporal_weight):
         "--print-freq", "100000", "--test-frames", "25", "--cache-dir", str(tmp_path), "--name", "t"])
     model, criterion, optimizer = create_model(o)
     train_loader, val_loader, video_loader = get_dataset(o)
-    for epoch in range(100):
+    for epoch in range(20):  # the original ran 100; train accuracy is at its ~95% plateau by 10
         train_loader.sampler.set_epoch(epoch)
         tr = train.train(train_loader, model, criterion, optimizer, epoch, o)
     for p in range(5):  # the buffer fills with messages of the val sequences

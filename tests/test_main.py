@@ -56,22 +56,23 @@ def test_unknown_names_list_the_choices(tmp_path, flag, value):
 def test_killed_run_resumes_from_last_epoch(tmp_path):
     """SIGKILL in the middle of epoch 2, run the same command again: it continues at epoch 2."""
     script = ("import sys; sys.path.insert(0, %r); import main; "
-              "main.experiment(%r, sys.argv[1:])" % (ROOT, fake_flags(tmp_path, epochs=3)))
+              "main.experiment(%r, sys.argv[1:])" % (ROOT, fake_flags(tmp_path, epochs=2)))
     cache = tmp_path / "smoke"
-    cmd = [sys.executable, "-c", script, "--batch-size", "4"]  # command-line flags override the file's
+    cmd = [sys.executable, "-c", script, "--batch-size", "8"]  # command-line flags override the file's
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (cache / "model_001.txt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    log, deadline = cache / "log.txt", time.time() + 120
+    while not (log.exists() and "train epoch 2 [1/" in log.read_text()) and time.time() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert "batch_size=8" in log.read_text()
     assert not (cache / "model_002.txt").exists(), "the kill came too late to test a mid-epoch stop"
     assert checkpoints.load_checkpoint(str(cache / "model.pth.tar"))["epoch"] == 1  # never a partial file
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = (cache / "log.txt").read_text()
-    assert "loaded checkpoint" in log and "epoch 2/3" in log
-    assert checkpoints.load_checkpoint(str(cache / "model.pth.tar"))["epoch"] == 3
-    assert (cache / "epoch_003.txt").is_file()
-    assert log.count("epoch 1/3") == 1  # epoch 1 was not trained again
-    assert [row["epoch"] for row in read_metrics(str(cache))] == [1, 2, 3]  # no epoch twice
+    log = log.read_text()
+    assert "loaded checkpoint" in log and log.count("epoch 2/2") == 2  # started before the kill, and again
+    assert checkpoints.load_checkpoint(str(cache / "model.pth.tar"))["epoch"] == 2
+    assert (cache / "epoch_002.txt").is_file()
+    assert log.count("epoch 1/2") == 1  # epoch 1 was not trained again
+    assert [row["epoch"] for row in read_metrics(str(cache))] == [1, 2]  # no epoch twice

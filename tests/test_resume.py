@@ -1,6 +1,7 @@
 """Exact resume: a run stopped at an epoch boundary (or killed mid-epoch) and restarted ends exactly
 where the uninterrupted run ends: weights, message buffers, submission file."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,28 @@ def final_state(cache):
     return ckpt, {k: expand_buffer(crit[k]) for k in ("messages", "targets")}, crit
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted 3-epoch run every test compares with (workers 0; shared: the runs are slow)."""
+    full = tmp_path_factory.mktemp("full")
+    main.main(flags(full, 3))
+    return full
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    """The first 2 epochs of the same run, stopped at the boundary; tests resume a copy of it."""
+    done = tmp_path_factory.mktemp("two")
+    main.main(flags(done, 2))
+    return done
+
+
+def copy_run(src, dst):
+    """A copy of a run's cache (the checkpoint names its state file by plain name, so a copy resumes)."""
+    shutil.copytree(src, dst)
+    return dst
+
+
 def assert_same_run(cache_a, cache_b):
     ck_a, buf_a, crit_a = final_state(cache_a)
     ck_b, buf_b, crit_b = final_state(cache_b)
@@ -57,39 +80,40 @@ def assert_same_run(cache_a, cache_b):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_resume_at_epoch_boundary_is_exact(tmp_path, workers):
-    full, split = tmp_path / "full", tmp_path / "split"
-    main.main(flags(full, 3, workers))
-    main.main(flags(split, 2, workers))
+def test_resume_at_epoch_boundary_is_exact(tmp_path, reference, two_epochs, workers):
+    # with loader workers the run is the same as without: every sample draws from its own seed
+    split = tmp_path / "split"
+    if workers:
+        main.main(flags(split, 2, workers))
+    else:
+        copy_run(two_epochs, split)
     run_in_new_process(flags(split, 3, workers))  # resumes from its own model.pth.tar
-    assert_same_run(full, split)
+    assert_same_run(reference, split)
     # only the states that model.pth.tar and model_best.pth.tar name are kept
     kept = [f for f in os.listdir(split / "run") if f.startswith("state_")]
     assert "state_003.pt" in kept and len(kept) <= 2 and not [f for f in kept if f.endswith(".tmp")]
 
 
-def test_killed_mid_epoch_then_rerun_is_exact(tmp_path):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    main.main(flags(full, 3))
+def test_killed_mid_epoch_then_rerun_is_exact(tmp_path, reference, two_epochs):
+    """Resumed at epoch 3, SIGKILLed once epoch 3 has trained a batch, run again: the same run."""
+    killed = copy_run(two_epochs, tmp_path / "killed")
     script = f"import sys; sys.path.insert(0, {ROOT!r}); import main; main.experiment([], sys.argv[1:])"
     cmd = [sys.executable, "-c", script] + flags(killed, 3)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while not (killed / "run" / "model_002.txt").exists() and time.time() < deadline and proc.poll() is None:
+    log, deadline = killed / "run" / "log.txt", time.time() + 180
+    while "train epoch 3 [1/" not in log.read_text() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert "train epoch 3 [1/" in log.read_text(), "the run never reached epoch 3"
     assert not (killed / "run" / "model_003.txt").exists(), "the kill came too late to test a mid-epoch stop"
     run_in_new_process(flags(killed, 3))
-    assert_same_run(full, killed)
+    assert_same_run(reference, killed)
 
 
-def test_resume_without_state_differs_and_says_so(tmp_path):
+def test_resume_without_state_differs_and_says_so(tmp_path, reference, two_epochs):
     """Dropping the run state (like the released model) still loads, logs it, and gives another run."""
-    full, bare = tmp_path / "full", tmp_path / "bare"
-    main.main(flags(full, 3))
-    main.main(flags(bare, 2))
+    bare = copy_run(two_epochs, tmp_path / "bare")
     ckpt_path = bare / "run" / "model.pth.tar"
     ckpt = checkpoints.load_checkpoint(str(ckpt_path))
     for key in ("run_state", "best_run_state"):
@@ -98,22 +122,23 @@ def test_resume_without_state_differs_and_says_so(tmp_path):
     run_in_new_process(flags(bare, 3))
     assert "has no criterion state: the message buffer starts empty" in (bare / "run" / "log.txt").read_text()
     with pytest.raises(AssertionError):
-        assert_same_run(full, bare)
+        assert_same_run(reference, bare)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "corrupt"])
-def test_damaged_state_file_is_named(tmp_path, damage):
-    main.main(flags(tmp_path, 1))
-    state = tmp_path / "run" / "state_001.pt"
+def test_damaged_state_file_is_named(tmp_path, two_epochs, damage):
+    copy_run(two_epochs, tmp_path / "run")
+    state = tmp_path / "run" / "run" / "state_002.pt"
     data = bytearray(state.read_bytes())
     if damage == "truncate":
         data = data[: len(data) // 2]
     else:
         data[len(data) // 2] ^= 0xFF
     state.write_bytes(bytes(data))
-    with pytest.raises(StateFileError, match="state_001.pt"):
-        main.main(flags(tmp_path, 2) + ["--resume", str(tmp_path / "run" / "model.pth.tar")])
-    main.main(flags(tmp_path, 2) + ["--resume", str(tmp_path / "run" / "model.pth.tar"), "--ignore-bad-state"])
-    log = (tmp_path / "run" / "log.txt").read_text()
+    resume = ["--resume", str(tmp_path / "run" / "run" / "model.pth.tar")]
+    with pytest.raises(StateFileError, match="state_002.pt"):
+        main.main(flags(tmp_path / "run", 3) + resume)
+    main.main(flags(tmp_path / "run", 3) + resume + ["--ignore-bad-state"])
+    log = (tmp_path / "run" / "run" / "log.txt").read_text()
     assert "--ignore-bad-state: the message buffer starts empty" in log
-    assert (tmp_path / "run" / "model_002.txt").is_file()
+    assert (tmp_path / "run" / "run" / "model_003.txt").is_file()
