@@ -29,7 +29,6 @@ import argparse
 import csv
 import hashlib
 import io
-import json
 import logging
 import os
 import time
@@ -51,6 +50,7 @@ from utils import distributed
 from utils.atomic import atomic_write, atomic_write_text
 from utils.charades_csv import file_digest
 from utils.logger import setup_logging
+from utils.run_settings import check_or_record
 
 log = logging.getLogger("extract_features")
 
@@ -160,24 +160,6 @@ def settings(opts: argparse.Namespace, step: float) -> dict:
                                                         "sigma", "window_smooth", "manual_seed")}}
 
 
-def check_settings(out: str, wanted: dict, write: bool) -> None:
-    """Refuse an ``--out`` written with other settings; record them there (``write``: rank 0)."""
-    path = os.path.join(out, "settings.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            try:
-                have = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON ({err}): delete it only if {out} holds nothing else")
-        diff = sorted(k for k in wanted.keys() | have.keys() if have.get(k) != wanted.get(k))
-        if diff:
-            shown = "; ".join(f"{k}: {have.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
-            raise ValueError(f"--out {out} holds files extracted with other settings ({path}: {shown}); "
-                             "use another --out, or delete that folder to start again")
-    elif write:
-        atomic_write_text(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
-
-
 def npy_path(out: str, kind: str, vid: str) -> str:
     return os.path.join(out, kind, vid + ".npy")
 
@@ -265,10 +247,10 @@ def main(argv: list[str] | None = None) -> dict:
     step = frame_step(opts)
     model, criterion, head = load_model(opts)
     wanted = settings(opts, step)
-    check_settings(opts.out, wanted, write=False)
+    check_or_record(os.path.join(opts.out, "settings.json"), wanted, f"--out {opts.out}", write=False)
     kinds = KINDS if opts.resume else ("features",)
     ds, no_frames, gapped = videos_dataset(opts)
-    check_settings(opts.out, wanted, write=main_process)  # recorded once the inputs are known to be good
+    check_or_record(os.path.join(opts.out, "settings.json"), wanted, f"--out {opts.out}", write=main_process)  # recorded once the inputs are known to be good
     dims = {"features": head.mA.in_features, "scores": opts.nclass}
 
     def complete(vid: str, start: int, end: int) -> bool:

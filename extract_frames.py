@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import multiprocessing
 import os
@@ -34,7 +33,9 @@ from tqdm import tqdm
 
 from utils.atomic import atomic_write_text
 from utils.charades_csv import read_annotations
+from utils.cores import usable_cores
 from utils.logger import setup_logging
+from utils.run_settings import check_or_record
 from utils.video_frames import FlowEncoder, VideoError, flow_method, jpeg, pictures, require
 
 VIDEO_EXTENSIONS = "mp4,webm,mkv,avi,mov,m4v,mpg,mpeg,flv,wmv,3gp,ogv,ts"
@@ -133,20 +134,6 @@ def find_videos(root: str, extensions: str) -> dict[str, str]:
     return found
 
 
-def check_settings(out: str, settings: Settings) -> None:
-    """Record the settings in a new tree; refuse a rerun whose settings would write different files."""
-    path = os.path.join(out, SETTINGS_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
-        diff = {k: (old.get(k), v) for k, v in asdict(settings).items() if old.get(k) != v}
-        if diff:
-            raise ValueError(f"{out} was extracted with other settings ({SETTINGS_FILE}): " + ", ".join(
-                f"{k} {a!r} then, {b!r} now" for k, (a, b) in diff.items()) + "; use another OUT folder")
-    else:
-        atomic_write_text(path, json.dumps(asdict(settings), indent=1) + "\n")
-
-
 def lock(out: str):
     """An exclusive lock on OUT for this run (POSIX), so that two runs never write one tree."""
     handle = open(os.path.join(out, LOCK_FILE), "w")
@@ -158,10 +145,6 @@ def lock(out: str):
     except OSError:
         raise RuntimeError(f"another extract_frames.py run is writing {out}") from None
     return handle
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _ignore_sigint() -> None:
@@ -211,7 +194,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     os.makedirs(args.out, exist_ok=True)
     setup_logging(args.out)  # the console and OUT/log.txt, appended across runs
     held = lock(args.out)
-    check_settings(args.out, settings)
+    check_or_record(os.path.join(args.out, SETTINGS_FILE), asdict(settings), args.out)
     for root in set(roots):
         shutil.rmtree(os.path.join(root, PARTIAL), ignore_errors=True)  # left by a killed run
         os.makedirs(os.path.join(root, PARTIAL))

@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
-from benchmarks.machine import calibration_step, usable_cores  # noqa: E402
+from benchmarks.machine import calibration_step  # noqa: E402
+from utils.cores import usable_cores  # noqa: E402
 from utils.charades_csv import read_annotations  # noqa: E402
 from utils.charades_eval import classify, localize  # noqa: E402
 from utils.submission import write_classification, write_localization  # noqa: E402

@@ -35,6 +35,7 @@ import train  # noqa: E402
 from benchmarks.bench_step import (C, build, criterion_only, fill_buffer, full_step,  # noqa: E402
                                    make_batches, make_opts, sync, timed)
 from benchmarks.machine import describe  # noqa: E402
+from utils.cores import usable_cores  # noqa: E402
 
 # Sample counts of the published schedule, from the real annotations (computed once with
 # utils.charades_csv.read_annotations on Charades_v1_train.csv: 7,985 videos, n = floor(24 * length)
@@ -163,8 +164,7 @@ def projection(step_ms: float, fwd_ms: float, video_ms: float, loader_fps: float
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: checks the script, not the GPU")
-    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))
-                                                      if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, default=min(8, usable_cores()))
     args = p.parse_args(argv)
     if args.dry_run:
         from benchmarks import bench_step

@@ -2,12 +2,7 @@
 numpy only)."""
 from __future__ import annotations
 
-import os
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+from utils.cores import usable_cores
 
 
 def describe(device) -> str:

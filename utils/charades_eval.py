@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from utils.charades_csv import AnnotationError, Video, read_annotations, read_classes
+from utils.cores import usable_cores
 from utils.submission import CLASSIFY, LOCALIZE, NFRAMES, Submission, SubmissionError, one_based_frames, read_submission
 
 
@@ -185,8 +186,7 @@ def average_precision(scores: np.ndarray | Sequence[np.ndarray], gt: np.ndarray,
         for c in range(ncls):
             one_class(c)
     else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        with ThreadPoolExecutor(max_workers=min(4, cores)) as pool:
+        with ThreadPoolExecutor(max_workers=min(4, usable_cores())) as pool:
             list(pool.map(one_class, range(ncls)))
     return ap
 

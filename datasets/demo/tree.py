@@ -31,6 +31,7 @@ from PIL import Image
 from datasets.demo.codes import NCLASS, flow_count, size_hw
 from datasets.demo.scene import Scene, chunks
 from utils.charades_csv import Video, file_digest, read_annotations
+from utils.cores import usable_cores
 
 RENDER_VERSION = 2  # bump when the rendering changes: existing trees are then regenerated
 MANIFEST = "demo_manifest.json"
@@ -178,7 +179,7 @@ def ensure_demo_data(root: str = DEFAULT_ROOT, seed: int = 0, flow: bool = True,
     try:
         jobs = [(v, tmp, seed, size, flow, quality) for v in videos.values()]
         if workers is None:
-            workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1), 8)
+            workers = min(usable_cores(), 8)
         if workers > 1 and len(jobs) > 1:
             import multiprocessing as mp
             with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
