@@ -18,4 +18,4 @@ FLAGS = RGB_FLAGS + ["--name", NAME, "--dataset", "charadesflow", "--data", os.p
 
 if __name__ == "__main__":
     ensure_demo_data(DEMO, flow=True)
-    report(experiment(FLAGS)["cache"])
+    sys.exit(report(experiment(FLAGS)["cache"]))

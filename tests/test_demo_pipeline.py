@@ -71,3 +71,26 @@ def test_get_alltest_scores_every_video(demo):
     with pytest.raises(SystemExit):  # a missing --resume is a usage error naming it (tests/test_opts.py)
         get_alltest.main(["--resume", str(tmp / "nope.pth.tar"), "--val-file", test,
                           "--cache-dir", str(tmp / "cache")])
+
+
+def test_demo_check_passes_at_2x_chance_and_fails_below(tmp_path, capsys):
+    """The demo's own pass/fail check (exp/asynctf_rgb_demo.report): scores that are the labels pass, the
+    same score everywhere (every class ranked at chance) fails with status 1."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "exp"))
+    import asynctf_rgb_demo
+    from utils.charades_csv import read_annotations
+    videos = read_annotations(DEMO_TEST_CSV, 157)
+    for name, score in (("good", lambda v, c: float(c in v.classes)), ("flat", lambda v, c: 0.5)):
+        run = tmp_path / name
+        run.mkdir()
+        with open(run / "epoch_001.txt", "w") as f:
+            for v in videos:
+                f.write(v.id + " " + " ".join(f"{score(v, c):g}" for c in range(157)) + "\n")
+        with open(run / "localize_001.txt", "w") as f:
+            for v in videos:
+                for frame in range(1, 26):
+                    f.write(f"{v.id} {frame} " + " ".join(f"{score(v, c):g}" for c in range(157)) + "\n")
+        status = asynctf_rgb_demo.report(str(run))
+        assert status == (0 if name == "good" else 1), capsys.readouterr().out
+    assert "demo check FAILED" in capsys.readouterr().out
