@@ -5,14 +5,18 @@ and the samples of each split are computed from the listings and the annotations
 a ``FrameSource`` (how to read its annotation file, how its frame files are named, where val_video's
 frames go) and ``load_splits`` does the rest.
 
-- train / val (frame level): 0-based frame indices ``i = 0, GAP, 2*GAP, ... < n-1`` (image ``i+1``),
-  target = every action with ``start < i/fps < end`` (strict); a single-label video (Jester, SSv2) is one
-  action without bounds.  With ``span > 1`` (flow stacks of ``span`` consecutive frames) samples whose
-  stack would run past frame ``n`` are dropped.
-- val_video: ``test_frames`` samples in time order, all with the video-level target.
+- train / val (frame level): 0-based frame indices ``i = 0, GAP, 2*GAP, ... < n-1`` (image ``i+1``).
+  ``sampling="frame"`` (Charades, Jester, SSv2): one sample per frame, target = every action with
+  ``start < i/fps < end`` (strict); a single-label video (Jester, SSv2) is one action without bounds.
+  ``sampling="action"`` (the original's ``charadesrgbsubset``): one sample per (action, frame inside that
+  action), action by action in annotation order, each with that action's class alone; frames outside
+  every action, and so videos without actions, give none.  With ``span > 1`` (flow stacks of ``span``
+  consecutive frames) samples whose stack would run past frame ``n`` are dropped.
+- val_video: ``test_frames`` samples in time order (the source's own ``test_frames`` when it has one),
+  all with the video-level target.
   ``placement="time"`` (Charades, SPEC 12): at ``t_k = k * length / test_frames`` seconds, frame
-  ``floor(t_k*fps)+1`` clamped to ``1..n``.  ``placement="spread"`` (single-label sets, as the original):
-  frames ``floor(linspace(0, n-1, test_frames))+1``, first to last, so short videos repeat frames.  With
+  ``floor(t_k*fps)+1`` clamped to ``1..n``.  ``placement="spread"`` (as the original): frames
+  ``floor(np.linspace(0, n-1, test_frames))+1``, first to last, so short videos repeat frames.  With
   ``span > 1`` moved back to ``min(frame, n-span+1)`` (at least 1) so the stack fits.
 - A sample's ``time`` (``meta['time']``) is its 1-based frame number (the first of the stack for flow).
 - ``strided_index`` (feature extraction) re-samples the videos of an index at a fixed frame step.
@@ -50,7 +54,8 @@ FPS = 24         # frame rate of the extracted frames
 FLOW_SPAN = 10   # consecutive flow pairs stacked per flow sample
 SPLITS = ("train", "val", "val_video")
 PLACEMENTS = ("time", "spread")
-INDEX_VERSION = 2  # bump when the sampling rules change, so that stale caches are never reused
+SAMPLINGS = ("frame", "action")
+INDEX_VERSION = 3  # bump when the sampling rules change, so that stale caches are never reused
 
 
 class DatasetError(ValueError):
@@ -87,6 +92,8 @@ class FrameSource:
     depends: tuple[str, ...] = ()            # other files the videos depend on (a labels file)
     placement: str = "time"                  # of val_video's frames, see the module docstring
     span: int = 1                            # consecutive frames per sample (flow stacks)
+    sampling: str = "frame"                  # of train / val, see the module docstring
+    test_frames: int | None = None           # val_video frames per video (None: --test-frames)
 
 
 @dataclass
@@ -150,9 +157,11 @@ def nearest_usable(frames: np.ndarray, ok: np.ndarray) -> np.ndarray | None:
 
 def val_video_frames(n: int, length: float | None, test_frames: int, fps: float, placement: str) -> np.ndarray:
     """The 1-based frames of val_video's ``test_frames`` samples of a video with ``n`` frames."""
+    if placement == "spread":
+        # numpy's float linspace, as the original: k*step with step = (n-1)/(T-1) can fall just below an
+        # integer that exact arithmetic reaches (n=120, T=50: k=21 gives 50.99999... -> frame 51, not 52)
+        return np.floor(np.linspace(0, n - 1, test_frames)).astype(np.int64) + 1
     k = np.arange(test_frames, dtype=np.int64)
-    if placement == "spread":  # floor(linspace(0, n-1, T)), in exact integer arithmetic
-        return k * (n - 1) // max(test_frames - 1, 1) + 1
     # The epsilon keeps t_k*fps that is an integer in exact arithmetic (e.g. the 25 official
     # localisation points) from flooring one frame low through float rounding.
     return np.floor(k * length * fps / test_frames + 1e-6).astype(np.int64) + 1
@@ -160,12 +169,14 @@ def val_video_frames(n: int, length: float | None, test_frames: int, fps: float,
 
 def build_index(videos: Sequence, listings: Sequence[Listing | int], split: str, *, gap: int = GAP,
                 fps: float = FPS, test_frames: int = 50, span: int = 1, placement: str = "time",
-                gaps: str = "skip") -> SplitIndex:
+                gaps: str = "skip", sampling: str = "frame") -> SplitIndex:
     """The samples of ``split`` (see the module docstring) given each video's listing (or frame count)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if placement not in PLACEMENTS:
         raise ValueError(f"unknown placement {placement!r}; expected one of {PLACEMENTS}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
     ids, nframes, lengths, skipped, gapped = [], [], [], [], []
     vrows, frames, npos, pos = [], [], [], []
     for v, listing in zip(videos, listings):
@@ -196,13 +207,20 @@ def build_index(videos: Sequence, listings: Sequence[Listing | int], split: str,
             if ok is not None:
                 i = i[ok[i + 1]]
             t = i / fps
-            hot = np.zeros((len(i), len(uniq)), bool)
-            for c, start, end in v.actions:
-                hot[:, uniq.index(c)] |= (t > start) & (t < end)
-            r, col = np.nonzero(hot)  # row-major: each sample's classes come out sorted and together
-            sample_frames = i + 1
-            npos.append(np.bincount(r, minlength=len(i)).astype(np.int64))
-            pos.append(np.asarray(uniq, np.int16)[col])
+            inside = [(c, (t > start) & (t < end)) for c, start, end in v.actions]
+            if sampling == "action":  # one sample per (action, frame inside it), one class each
+                sample_frames = np.concatenate([i[m] for _, m in inside] or [np.zeros(0, np.int64)]) + 1
+                npos.append(np.ones(len(sample_frames), np.int64))
+                pos.append(np.concatenate([np.full(int(m.sum()), c, np.int16) for c, m in inside]
+                                          or [np.zeros(0, np.int16)]))
+            else:
+                hot = np.zeros((len(i), len(uniq)), bool)
+                for c, m in inside:
+                    hot[:, uniq.index(c)] |= m
+                r, col = np.nonzero(hot)  # row-major: each sample's classes come out sorted and together
+                sample_frames = i + 1
+                npos.append(np.bincount(r, minlength=len(i)).astype(np.int64))
+                pos.append(np.asarray(uniq, np.int16)[col])
         row = len(ids)
         ids.append(v.id)
         nframes.append(n)
@@ -320,7 +338,8 @@ def _empty_split_message(split: str, ann_path: str, root: str, source: FrameSour
     return (f"no {split} samples from the {nvideos} videos of {ann_path} under {root} (--data): "
             f"{len(index.skipped)} have no frames (looked for files such as {example}), "
             f"{len(index.gapped)} have gaps in their frame numbering (--frame-gaps {gaps}), "
-            f"{nvideos - len(index.skipped) - len(index.gapped)} are too short to give a sample")
+            f"{nvideos - len(index.skipped) - len(index.gapped)} are too short to give a sample"
+            f"{' or have no frame inside an action' if source.sampling == 'action' else ''}")
 
 
 def _check_ids(videos: Sequence, ann_path: str) -> None:
@@ -352,7 +371,7 @@ def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: Fra
                       depends=[file_digest(p) for p in source.depends], root=os.path.abspath(root),
                       split=split, gap=gap, fps=fps, test_frames=test_frames, nclass=nclass, dataset=source.name,
                       naming=[source.naming.template, *source.naming.axes], placement=source.placement,
-                      span=source.span, gaps=gaps)
+                      span=source.span, gaps=gaps, sampling=source.sampling)
     key = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     os.makedirs(cache_dir, exist_ok=True)
     path = os.path.join(cache_dir, f"index_{source.name}_{split}_{key[:16]}.npz")
@@ -375,7 +394,7 @@ def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: Fra
         memo[mkey] = (videos, listings)
     videos, listings = memo[mkey]
     index = build_index(videos, listings, split, gap=gap, fps=fps, test_frames=test_frames, span=source.span,
-                        placement=source.placement, gaps=gaps)
+                        placement=source.placement, gaps=gaps, sampling=source.sampling)
     if len(index) == 0:
         raise DatasetError(_empty_split_message(split, ann_path, root, source, len(videos), index, gaps))
     if len(index.skipped):
@@ -390,8 +409,8 @@ def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: Fra
 
 def load_splits(opts: argparse.Namespace, source: FrameSource) -> tuple[SplitIndex, SplitIndex, SplitIndex]:
     """train (``opts.train_file``), val and val_video (``opts.val_file``) indices of ``opts.data``."""
-    common = dict(nclass=opts.nclass, test_frames=opts.test_frames, gaps=getattr(opts, "frame_gaps", "skip"),
-                  memo={})
+    common = dict(nclass=opts.nclass, test_frames=source.test_frames or opts.test_frames,
+                  gaps=getattr(opts, "frame_gaps", "skip"), memo={})
     return tuple(load_split(path, opts.data, split, opts.cache, source, **common)  # type: ignore[return-value]
                  for path, split in ((opts.train_file, "train"), (opts.val_file, "val"),
                                      (opts.val_file, "val_video")))

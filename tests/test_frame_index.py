@@ -192,3 +192,23 @@ def test_ids_that_leave_the_data_directory_are_refused(tmp_path, bad):
     with pytest.raises(ci.DatasetError, match=r"ann\.csv: 1 video id\(s\) are not plain directory names.*"
                        + re.escape(repr(bad))):
         ci.load_split(csv, str(tmp_path / "rgb"), "train", str(tmp_path / "cache"), RGB, nclass=5)
+
+
+def test_spread_frames_are_the_originals_float_linspace():
+    """The original's val_video frames of Jester / SSv2 (and the subset): ``floor(np.linspace(0, n-1, T)) + 1``,
+    i.e. ``floor(k * step) + 1`` with the float ``step = (n-1)/(T-1)`` and the last frame ``n``.  Where
+    ``k*(n-1)/(T-1)`` is an integer the float product can fall just below it: at n=120 (the first such length
+    for T=50), k=21 and 42 give frames 51 and 102, where exact arithmetic gives 52 and 103."""
+    def original(n: int, T: int) -> list[int]:
+        step = (n - 1) / (T - 1)
+        return [int(k * step // 1) + 1 for k in range(T - 1)] + [n]
+    assert ci.val_video_frames(120, None, 50, 24, "spread")[[20, 21, 22, 41, 42, 43]].tolist() == [49, 51, 54, 100,
+                                                                                                   102, 105]
+    differs = []
+    for n in range(1, 1000):
+        for T in (25, 50):
+            got = ci.val_video_frames(n, None, T, 24, "spread").tolist()
+            assert got == original(n, T), (n, T)
+            if got != [k * (n - 1) // (T - 1) + 1 for k in range(T)]:
+                differs.append((n, T))
+    assert differs[:3] == [(120, 50), (239, 50), (288, 50)] and (393, 25) in differs
