@@ -59,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jesterrgb / somethingrgb: the class list (default: jester-v1-labels.csv or "
                         "something-something-v2-labels.json next to --train-file)")
     p.add_argument("--flip", default="auto", choices=FLIP_MODES,
-                   help="training flips: auto = the dataset's default (Charades: original, Jester: none, "
-                        "Something-Something: mirror); none; original = RandomHorizontalFlip whatever the class "
-                        "(the original's); mirror = flip and swap left/right classes, never flip a direction "
-                        "class without a mirror")
+                   help="training flips: auto = the dataset's default (Charades RGB: original, Charades flow: "
+                        "none, Jester: none, Something-Something: mirror); none; original = the original's "
+                        "(RGB: RandomHorizontalFlip whatever the class; flow: none); mirror = flip and swap "
+                        "left/right classes, never flip a direction class without a mirror (flow: flip the stack "
+                        "and negate horizontal motion)")
     p.add_argument("--frame-gaps", default="skip", choices=FRAME_GAPS,
                    help="a video with gaps in its frame numbering: skip it (logged per video), use the frames "
                         "present, or stop with an error")

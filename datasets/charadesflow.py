@@ -3,8 +3,11 @@
 A sample starting at frame ``f`` stacks the 10 consecutive flow pairs ``f .. f+9`` into 20 channels
 in the order **x_f, y_f, x_{f+1}, y_{f+1}, ..., x_{f+9}, y_{f+9}** (x and y interleaved per frame, as
 the original).  The 8-bit grayscale values (128 = no motion) are scaled to [0, 1] and normalised with
-mean 0.502, std 1.  The sampling rules are RGB's (``frame_index`` with ``span=10``); the flip is part of
-the flow transform, since mirroring flow also reverses horizontal motion (``--flip none`` leaves it out).
+mean 0.502, std 1.  The sampling rules are RGB's (``frame_index`` with ``span=10``).
+
+Flips: the original's flow training transform has none, and neither has ours by default (``--flip auto``,
+``original`` and ``none`` alike).  ``--flip mirror`` adds the motion-aware flip (``FlowHorizontalFlip``:
+p = 0.5, part of the flow transform, since mirroring flow also reverses horizontal motion).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from datasets.frames import FrameDataset
 from utils.charades_csv import read_annotations
 
 NAMING = FrameNaming("{id}-{frame:06d}{axis}.jpg", axes=("x", "y"))
+log = logging.getLogger(__name__)
 
 
 class CharadesFlow(FrameDataset):
@@ -56,9 +60,10 @@ def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesF
     train, val, val_video = load_splits(opts, source)
     for flag in ("fast_loader", "gpu_decode"):
         if getattr(opts, flag, False):
-            logging.getLogger(__name__).warning("--%s applies to RGB frames only: flow frames are loaded "
-                                                "as usual", flag.replace("_", "-"))
-    flip = getattr(opts, "flip", "auto") != "none"  # no Charades class has a direction a mirror changes
+            log.warning("--%s applies to RGB frames only: flow frames are loaded as usual", flag.replace("_", "-"))
+    flip = getattr(opts, "flip", "auto") == "mirror"  # the original's flow transform flips nothing
+    log.info("--flip %s: %s", getattr(opts, "flip", "auto"),
+             "the motion-aware flip of the flow stacks" if flip else "no flip (the original's flow transform)")
     evaluate = frame_transforms.flow_val_transform(opts)
     out = (CharadesFlow(train, source, opts.data, opts.nclass, frame_transforms.flow_train_transform(opts, flip)),
            CharadesFlow(val, source, opts.data, opts.nclass, evaluate),

@@ -97,6 +97,23 @@ def test_flip_negates_horizontal_motion(opts):
     assert channel_levels(x) == want
 
 
+@pytest.mark.parametrize("mode,flips", [("auto", False), ("original", False), ("none", False), ("mirror", True)])
+def test_training_flip_only_under_flip_mirror(opts, mode, flips):
+    """The original's flow training transform has no flip: neither has ours unless --flip mirror, which
+    mirrors the stack and negates horizontal motion (x -> 255 - x) for about half the samples."""
+    opts.flip = mode
+    train, _, _ = charadesflow.get(opts)
+    plain = expected_levels(list(range(5, 15)))
+    negated = [255 - v if c % 2 == 0 else v for c, v in enumerate(plain)]
+    seen = []
+    for seed in range(12):
+        torch.manual_seed(seed)
+        levels = channel_levels(train[1][0])
+        assert levels in (plain, negated)
+        seen.append(levels == negated)
+    assert set(seen) == ({True, False} if flips else {False})
+
+
 def test_normalisation_mean(opts):
     _, val, _ = charadesflow.get(opts)
     val.transform = FlowNormalize()
