@@ -45,6 +45,18 @@ def test_weights_are_normalised_to_sum_to_one(tmp_path):
     assert not (tmp_path / "zero.txt").exists()
 
 
+def test_twelve_digits_make_no_ties_the_inputs_did_not_have(tmp_path, capsys):
+    """The original printed str() of numpy floats: 12 significant digits.  Fused scores that differ in their
+    7th digit stay apart (%g would print 0.211728 twice), so the rank of the positive B is defined: AP 1,
+    not the 1/2 of a tie that the stable sort breaks in A's favour."""
+    rgb = write(tmp_path / "rgb.txt", ["A 0.1234561 0 0", "B 0.1234564 0 0"])
+    flow = write(tmp_path / "flow.txt", ["A 0.3 0 0", "B 0.3 0 0"])
+    combine(rgb, flow, None, nclass=C)
+    assert capsys.readouterr().out.split("\n") == ["A 0.21172805 0 0", "B 0.2117282 0 0", ""]
+    fused = read_submission(combine(rgb, flow, str(tmp_path / "out.txt"), nclass=C).out_path, C).scores
+    assert average_precision(fused[:, :1], np.array([[0.0], [1.0]]))[0] == 1.0
+
+
 def test_infinite_scores_stay_infinite(tmp_path):
     """inf is a score like any other (NaN came from 0 * inf with a zero weight, and from inf - inf)."""
     rgb = write(tmp_path / "rgb.txt", ["A inf 1 2", "B -inf 0 0"])

@@ -239,3 +239,12 @@ def test_localization_rows_values():
         assert localization_rows(t).tolist() == nearest_brute(t, 25, Fraction(377, 10)), t
     with pytest.raises(ValueError):
         localization_rows(0)
+
+
+def test_epoch_files_keep_the_originals_six_digits(tmp_path):
+    """The original's submission_file wrote '{:g}' (six significant digits): its ties are kept, not undone
+    (combine_rgb_flow.py prints twelve)."""
+    path = str(tmp_path / "epoch_001.txt")
+    write_classification(path, ["A"], np.array([[0.21172805, 1e-7, 123456789.0]]))
+    assert open(path).read() == "A " + " ".join("{:g}".format(x) for x in (0.21172805, 1e-7, 123456789.0)) + "\n"
+    assert open(path).read() == "A 0.211728 1e-07 1.23457e+08\n"

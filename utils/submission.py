@@ -73,8 +73,10 @@ class Submission:
 
 # ----------------------------------------------------------------------------------------- writing
 
-def write_submission(path: str, ids: list[str], scores: np.ndarray, frames: np.ndarray | None = None) -> None:
-    """Write rows ``ID [FRAME] s_0 ... s_{C-1}`` (``%g`` floats), atomically.
+def write_submission(path: str, ids: list[str], scores: np.ndarray, frames: np.ndarray | None = None,
+                     digits: int = 6) -> None:
+    """Write rows ``ID [FRAME] s_0 ... s_{C-1}`` (``%.{digits}g`` floats: ``%g`` by default, as the original's
+    epoch files), atomically.
 
     One row per entry of ``ids``; ``frames`` (ints) makes it a localisation file.  Rejects what the
     reader would reject: ids with whitespace, NaN scores, duplicate keys.
@@ -96,7 +98,7 @@ def write_submission(path: str, ids: list[str], scores: np.ndarray, frames: np.n
         heads = [f"{i} {int(fr)} " for i, fr in zip(ids, frames.tolist())]
     if len(set(heads)) != len(heads):
         raise ValueError(f"{path}: duplicate {'(id, frame)' if frames is not None else 'id'} in the rows to write")
-    fmt = " ".join(["%g"] * scores.shape[1]) + "\n"
+    fmt = " ".join([f"%.{digits}g"] * scores.shape[1]) + "\n"
     rows = scores.tolist()
     # Chunks of lines keep memory bounded for big localisation files (7,985 x 25 rows is ~300 MB).
     step = 4096
