@@ -3,9 +3,14 @@
 
     python get_alltest.py --resume CHECKPOINT --val-file CSV --data DIR [--arch ... model flags]
 
-Videos are scored in synchronous mode (1 + 5 passes, smoothing) starting from an empty message buffer,
-as the original did.  Writes ``<out-dir>/classify.txt`` and ``<out-dir>/localize.txt`` (default
-out-dir: the run's cache directory) and prints their official mAP when the CSV has labels.
+The project's own scorer: the original has no ``get_alltest.py`` (its evaluation path is ``--evaluate``,
+e.g. ``exp/asynctf_rgb_test.py``: frame-level validation, then val_video).  Here only the videos are scored,
+one after another, in synchronous mode (1 + 5 passes, smoothing), from an empty message buffer (the
+checkpoint's buffer is not loaded).  With ``--memory-size`` at most 5 x the frames scored per video (250 at
+the default 50) the scores equal ``--evaluate``'s; above it, the messages that ``--evaluate``'s frame-level
+validation stores first reach its video scores, and not these.  Writes ``<out-dir>/classify.txt`` and
+``<out-dir>/localize.txt`` (default out-dir: the run's cache directory) and prints their official mAP when
+the CSV has labels.
 """
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ def seed_everything(seed: int) -> None:
 
 def restore(opts: argparse.Namespace, net: torch.nn.Module, criterion, optimizer) -> dict:
     """``--resume``: weights, optimiser, start epoch, the best so far, and the run state (buffers, random
-    streams) when the checkpoint names one.  Returns ``{'best_mAP', 'best_epoch', 'best_state',
+    streams) when the checkpoint names one, except under ``--evaluate``, which starts from an empty
+    message buffer as the original's did.  Returns ``{'best_mAP', 'best_epoch', 'best_state',
     'checkpoint'}`` (None where the checkpoint does not say)."""
     state = checkpoints.resume(opts.resume, net, optimizer, trusted=opts.trust_checkpoint)
     if state["start_epoch"] is not None:
@@ -51,7 +52,9 @@ def restore(opts: argparse.Namespace, net: torch.nn.Module, criterion, optimizer
     best_state = ckpt.get("best_run_state")
     if best_state:  # kept safe from deletion later: it too must be a file of the checkpoint's folder
         state_path(best_state, folder, opts.resume)
-    if ckpt.get("run_state"):
+    if opts.evaluate:  # the original evaluated with a fresh criterion: stale messages would change the scores
+        log.info("--evaluate: the message buffer starts empty, as the original's")
+    elif ckpt.get("run_state"):
         load_run_state(ckpt["run_state"], folder, criterion, opts.ignore_bad_state, opts.trust_checkpoint,
                        opts.resume)
     else:

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 import checkpoints
 import main
@@ -45,6 +46,26 @@ def test_smoke_run_writes_all_files(tmp_path):
     assert set(out) == {"cache", "top1val", "top5val", "mAP"}
     assert (cache / "model.pth.tar").stat().st_mtime_ns == before
     assert log in (cache / "log.txt").read_text()  # appended, not overwritten
+
+
+def test_evaluate_starts_from_an_empty_buffer(tmp_path):
+    """As the original's --evaluate: the messages saved with the checkpoint are not restored.  With
+    --memory-size 300 > 5 x 50 they would survive the five stores of each video's 50 frames before the last
+    read and change its scores: evaluating the checkpoint must equal evaluating its weights alone."""
+    flags = fake_flags(tmp_path, epochs=1) + ["--inputsize", "16", "--test-frames", "50", "--memory-size", "300",
+                                              "--train-size", "0.1", "--val-size", "0.25"]
+    main.main(flags)
+    trained = tmp_path / "smoke" / "model.pth.tar"
+    ckpt = checkpoints.load_checkpoint(str(trained))
+    assert ckpt["run_state"]  # the buffer was saved: there is something stale to leave out
+    bare = {k: v for k, v in ckpt.items() if k not in ("run_state", "best_run_state")}
+    torch.save(bare, str(tmp_path / "bare.pth.tar"))
+    scores = []
+    for name, resume in (("with_state", trained), ("weights_only", tmp_path / "bare.pth.tar")):
+        main.main(flags + ["--evaluate", "--resume", str(resume), "--name", name])
+        scores.append((tmp_path / name / "epoch_001.txt").read_text())
+    assert scores[0] == scores[1]
+    assert "--evaluate: the message buffer starts empty" in (tmp_path / "with_state" / "log.txt").read_text()
 
 
 @pytest.mark.parametrize("flag,value", [("--arch", "resnet9000"), ("--dataset", "imagenet42")])
