@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             pred, thumbs = predict_clip(clip, streams, names, opts)
         except cli.UserError as e:
             failed.append((clip, str(e)))
-            log.warning("skipped %s: %s", clip.path, e)
+            log.warning("not scored: %s", e)
             continue
         write_json(pred, opts.out)
         if not opts.no_png:
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         write_localization(os.path.join(opts.out, "localize.txt"), ids, np.stack([p.localization() for p in done]))
     print(f"{len(done)} of {len(clips)} inputs scored; outputs in {opts.out}", flush=True)
     for clip, why in failed:
-        print(f"  not scored: {clip.path}: {why}", file=sys.stderr)
+        print(f"  not scored: {why}", file=sys.stderr)
     if failed and not done:
         raise cli.UserError(f"none of the {len(clips)} inputs could be scored (above)")
     return 2 if failed else 0

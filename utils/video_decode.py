@@ -65,10 +65,10 @@ def open_video(path: str, threads: int):
     av = require("av")
     try:
         container = av.open(path)
-    except av.error.FFmpegError as e:
-        raise VideoError(f"cannot open: {e}") from None
+    except av.error.FFmpegError as e:  # (its text repeats the path: the caller names the file)
+        raise VideoError(f"cannot open: {e.strerror or e}") from None
     except (OSError, ValueError) as e:  # a folder, an unreadable file
-        raise VideoError(f"cannot open: {e}") from None
+        raise VideoError(f"cannot open: {getattr(e, 'strerror', None) or e}") from None
     stream = video_stream(container)
     if stream is None:
         container.close()
