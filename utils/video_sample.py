@@ -66,8 +66,8 @@ def sampled(path: str, wanted: Sequence[int], length: VideoLength, threads: int 
     """``(k, RGB picture)`` for each output frame ``k`` of ``wanted`` (1-based, ascending, repeats allowed,
     at most ``length.nframes``), scaled to ``short_side`` (0: full size) and turned upright: the picture
     ``extract_frames.py`` writes as frame ``k``.  Seeks where that is cheaper (``video_seek.shown_by_seeking``), else
-    decodes straight through, stopping after the last one.  ``stats`` (a dict) receives ``frames_decoded``
-    and ``seeks``."""
+    decodes straight through, stopping after the last one.  ``stats`` (a dict) receives ``frames_decoded``,
+    ``seeks`` and ``marks`` (the frames decoded when each chosen frame was found)."""
     wanted = list(wanted)
     if not wanted:
         return
@@ -89,6 +89,7 @@ def sampled(path: str, wanted: Sequence[int], length: VideoLength, threads: int 
                     size = size or scaled_size(frame.width, frame.height, short_side)
                     if frame is not last:  # a picture shown by several chosen frames is converted once
                         last, rgb = frame, to_rgb(frame, size)
+                    counted.mark()
                     yield k, rgb
                     done += 1
             except video_seek.SeekFailed:
@@ -97,4 +98,4 @@ def sampled(path: str, wanted: Sequence[int], length: VideoLength, threads: int 
             if done < len(wanted):
                 raise VideoError(f"the video ended before frame {wanted[done]} of its {length.nframes}")
     if stats is not None:
-        stats.update(frames_decoded=counted.frames, seeks=counted.seeks)
+        stats.update(frames_decoded=counted.frames, seeks=counted.seeks, marks=counted.marks)

@@ -9,10 +9,11 @@ from the keyframes before them.  Both give exactly what a full decode gives, or 
   duration, an index that points past the end of the file, or ends over ``SHORT_BY_S`` before the
   container's declared duration (a truncated file).
 - **Chosen frames.** For each output instant ``s``: the last frame with ``t <= s + tolerance``.  Before an
-  instant whose keyframe lies more than ``SEEK_COST_FRAMES`` frames past what is already decoded, seek to
-  it; otherwise go on decoding: so a short video, or samples close together, are decoded straight
-  through.  After a seek, packets before the first keyframe are dropped, and the keyframe must come at or
-  before the instant (else the keyframe before it is tried, then the whole stream is decoded).
+  instant whose keyframe (by the index) lies more than ``SEEK_COST_FRAMES`` frames past what is already
+  decoded, seek (to the instant: the demuxer goes to the keyframe at or before it); otherwise go on
+  decoding: so a short video, or samples close together, are decoded straight through.  After a seek,
+  packets before the first keyframe are dropped, and the keyframe must come at or before the instant
+  (else the index's keyframes before it are tried, then the whole stream is decoded).
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ class Counted:
     def __init__(self):
         self.frames = 0
         self.seeks = 0
+        self.marks: list[int] = []  # ``frames`` when each chosen frame was found
+
+    def mark(self) -> None:
+        self.marks.append(self.frames)
 
     def wrap(self, frames: Iterable) -> Iterator:
         for item in frames:
@@ -149,11 +154,12 @@ def shown_by_seeking(container, stream, wanted: Sequence[int], fps: Fraction, fi
 
 
 def _seek_to(container, stream, keys: list[Fraction], i: int, limit: Fraction, first: int, counted: Counted):
-    """Seek to ``keys[i]`` (or up to ``RETRIES`` keyframes earlier) so that the first keyframe decoded
-    comes at or before ``limit``; returns ``(frames, held, ahead)`` with that keyframe held."""
+    """Seek to the keyframe at or before ``limit`` (the demuxer's choice), or else to up to ``RETRIES``
+    keyframes of the index before ``keys[i]``, so that the first keyframe decoded comes at or before
+    ``limit``; returns ``(frames, held, ahead)`` with that keyframe held."""
     tb = Fraction(stream.time_base)
-    for j in range(i, max(i - RETRIES, -1) - 1, -1):
-        seek(container, stream, first + keys[j] / tb)
+    for target in [limit] + keys[max(i - RETRIES, 0):i][::-1]:
+        seek(container, stream, first + target / tb)
         counted.seeks += 1
         notes: list[str] = []
         frames = _checked(frame_times(counted.wrap(decoded_frames(container, stream, notes,
