@@ -147,12 +147,18 @@ class Stream:
     transform: object
     weight: float = 1.0
 
-    def score(self, clip: video_input.Clip, frames: np.ndarray, stats: dict, thumbs: dict | None) -> np.ndarray:
-        """(T x C) synchronous scores of ``frames`` of ``clip``, from an empty message buffer."""
-        criterion = AsyncTFCriterion(self.opts).to(self.opts.device)
-        batches = video_input.batches(clip, frames, self.transform, self.opts.batch_size, usable_cores(), stats,
-                                      thumbs)
-        return train.score_frames(self.model, criterion, batches, clip.id, frames, self.opts).cpu().numpy()
+    def score(self, clip: video_input.Clip, windows: list[np.ndarray], stats: dict,
+              thumbs: dict | None) -> np.ndarray:
+        """(T x C) synchronous scores of the frames of ``windows`` (ascending), each window scored as one
+        video from an empty message buffer; the clip is decoded once, streaming."""
+        images = video_input.pictures(clip, np.concatenate(windows), usable_cores(), stats)
+        scores = []
+        for frames in windows:
+            criterion = AsyncTFCriterion(self.opts).to(self.opts.device)
+            batches = video_input.batches(images, len(frames), self.transform, self.opts.batch_size, thumbs)
+            scores.append(train.score_frames(self.model, criterion, batches, clip.id, frames, self.opts).cpu().numpy())
+        images.close()  # the video file, now
+        return np.concatenate(scores)
 
 
 def rgb_stream(opts: argparse.Namespace, ckpt: dict) -> Stream:
@@ -176,8 +182,8 @@ def predict_clip(clip: video_input.Clip, streams: list[Stream], names: list[str]
     frames = np.concatenate(windows)
     thumbs = dict.fromkeys(video_input.thumbnail_frames(frames, THUMBNAILS))
     total = sum(s.weight for s in streams)
-    probs = np.concatenate([sum(s.weight / total * s.score(clip, w, stats if stats is not None else {}, thumbs)
-                                for s in streams) for w in windows])
+    probs = sum(s.weight / total * s.score(clip, windows, stats if stats is not None else {}, thumbs)
+                for s in streams)
     pred = VideoPrediction(clip.id, clip.duration, frames, video_input.frame_times(frames), probs, names,
                            even=opts.fps is None, notes=clip.notes)
     return pred, [((k - 1) / 24, img) for k, img in sorted(thumbs.items()) if img is not None]
