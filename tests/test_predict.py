@@ -53,9 +53,11 @@ def checkpoint(path, cache, extra=(), settings=True) -> str:
     o = options.parse(MODEL + list(extra) + ["--cache-dir", str(cache)])
     torch.manual_seed(0)
     model, _, _ = create_model(o)
-    state = {"epoch": 1, "arch": o.arch, "state_dict": model.state_dict(), "mAP": 0.0}
+    state = {"epoch": 1, "arch": o.arch, "state_dict": model.state_dict(), "mAP": np.float64(0.0)}
     if settings:
         state["settings"] = model_settings(o, [f"action {c}" for c in range(o.nclass)])
+    else:  # as the released model: saved from DataParallel ("module." keys), a numpy mAP, no settings
+        state["state_dict"] = {"module." + k: v for k, v in state["state_dict"].items()}
     torch.save(state, path)
     return str(path)
 
@@ -136,6 +138,10 @@ def test_fps_windows_and_checkpoint_settings(setup, tmp_path):
     assert (opts.sigma, opts.memory_decay, opts.temporal_weight) == (300.0, 1.0, 0.03) == \
         (released["sigma"], released["memory_decay"], released["temporal_weight"])
     assert (opts.arch, opts.nclass, opts.nhidden, names) == ("resnet18", 5, 4, [])  # read off the weights
+    assert predict.main([str(tmp / "videos" / "BBB.mp4"), "--resume", old, "--inputsize", "32", "-o",
+                         str(tmp_path / "old"), "--no-png"]) == 0
+    assert json.loads((tmp_path / "old" / "BBB.json").read_text())["classes"][0]["name"] == "class " + \
+        str(json.loads((tmp_path / "old" / "BBB.json").read_text())["classes"][0]["index"])
 
 
 def test_bad_inputs_are_reported_and_the_others_done(setup, tmp_path, capsys):
