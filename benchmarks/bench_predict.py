@@ -156,7 +156,7 @@ def decoding(path: str, gop_s: int, calib: float) -> None:
     if gop_s == 10:  # each sampled frame against the frames from its keyframe, + reorder delay + 1
         import av
         with av.open(path) as c:
-            delay = c.streams.video[0].codec_context.has_b_frames
+            delay = int(c.streams.video[0].codec_context.has_b_frames)
         gop = gop_s * RATE
         costs = np.diff([0] + stats["marks"])
         shown = [(k - 1) * RATE // 24 for k in frames]
@@ -169,9 +169,11 @@ def decoding(path: str, gop_s: int, calib: float) -> None:
 
 def peak_rss(path: str, ckpt: str, out: str) -> float:
     """Peak RSS (MB) of ``predict.py --fps 2`` on ``path`` in a process of its own."""
-    code = ("import resource, runpy, sys; sys.argv = sys.argv[1:]\n"
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork and exec, so a child would report this
+    # process's peak when it is higher
+    code = ("import runpy, sys; sys.argv = sys.argv[1:]\n"
             "try:\n    runpy.run_path('predict.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print('RSS', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
     done = subprocess.run([sys.executable, "-c", code, "predict.py", path, "--resume", ckpt, "-o", out, "--fps", "2",
                            "--device", "cpu", "--inputsize", "32", "--no-png"], cwd=REPO, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RSS ")]
@@ -185,6 +187,7 @@ def main() -> None:
     ap.add_argument("--videos", default=os.path.join(REPO, "benchmarks", ".videos"))
     ap.add_argument("--skip-long", action="store_true", help="only the 30-s video")
     ap.add_argument("--skip-152", action="store_true", help="no ResNet-152 figures")
+    ap.add_argument("--only-memory", action="store_true", help="only the peak RSS (part 3)")
     args = ap.parse_args()
     import torch
     print(describe(torch.device("cpu")), flush=True)
@@ -195,11 +198,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         print("1. end to end against the bare forward (30-s video, 50 frames)", flush=True)
         results = {}
-        if not args.skip_152:
+        if not args.skip_152 and not args.only_memory:
             results["resnet152"] = end_to_end(paths["short_2s"], "resnet152", 224, out, calib)
         results["resnet18"] = end_to_end(paths["short_2s"], "resnet18", 32, out, calib)
         print("2. decoding the 50 frames", flush=True)
-        for name in names:
+        for name in [] if args.only_memory else names:
             decoding(paths[name], VIDEOS[name][1], calib)
         if not args.skip_long:
             print("3. memory of predict.py --fps 2 (resnet18 at 32)", flush=True)

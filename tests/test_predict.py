@@ -127,6 +127,16 @@ def test_fps_windows_and_checkpoint_settings(setup, tmp_path):
     # 20 frames per second for 1.48 s: j / 20 s for j = 0..29 -> frame floor(j * 1.2) + 1, two windows of 50 max
     assert [f["frame"] for f in report["frames"]] == [int(j * 1.2 + 1e-6) + 1 for j in range(30)]
     assert not (tmp_path / "AAA.png").exists()
+    # frames batched, channels_last, bf16: the same frames; the same scores (fp32), or close ones (bf16)
+    runs = {}
+    for name, extra in (("fp32", []), ("batched", ["--batch-size", "7", "--channels-last"]), ("amp", ["--amp"])):
+        assert predict.main([str(tmp / "videos" / "BBB.mp4"), "--resume", ckpt, "-o", str(tmp_path / name),
+                             "--no-png", *extra]) == 0
+        runs[name] = json.loads((tmp_path / name / "BBB.json").read_text())["frames"]
+    probs = {k: np.array([f["scores"] for f in v]) for k, v in runs.items()}
+    assert [f["frame"] for f in runs["amp"]] == [f["frame"] for f in runs["fp32"]]
+    np.testing.assert_allclose(probs["batched"], probs["fp32"], atol=1e-5)
+    assert 0 < np.abs(probs["amp"] - probs["fp32"]).max() < 0.05
     # recorded settings win over the released experiment's; flags win over both
     opts, _, names = predict.resolve(["x.mp4", "--resume", ckpt])
     assert (opts.arch, opts.inputsize, opts.nclass, opts.window_smooth) == ("resnet18", 32, 5, 1) and names[4] == "action 4"
