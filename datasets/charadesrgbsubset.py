@@ -27,6 +27,7 @@ from datasets import charadesrgb
 from datasets.frames import RGBFrames, resolve_flip, rgb_datasets
 from utils.atomic import atomic_write_text
 
+class_names = charadesrgb.class_names
 SUBSET = 101      # CSV rows (the original's ``if i > 100: break``)
 TEST_FRAMES = 25  # val_video frames per video (the original's ``testGAP = 25``)
 
