@@ -28,13 +28,15 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
+from utils.cli import MissingDependency, UserError
+
 INSTALL = {"av": "PyAV is needed to decode videos: pip install av",
            "cv2": "OpenCV is needed for optical flow: pip install opencv-contrib-python-headless (TV-L1; "
                   "opencv-python-headless gives Farneback only)"}
 SHORT_BY_S = 1.0  # a stream that ends this many seconds before its container says is reported
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """A video that cannot be decoded; the message says why."""
 
 
@@ -43,7 +45,7 @@ def require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{INSTALL[module]} ({e})") from e
+        raise MissingDependency(f"{INSTALL[module]} ({e})") from e
 
 
 def resample(frames: Iterable[tuple[Fraction, Fraction | None, object]], fps: Fraction,
@@ -178,7 +180,7 @@ def flow_method(method: str) -> str:
     cv2 = require("cv2")
     has_tvl1 = hasattr(getattr(cv2, "optflow", None), "DualTVL1OpticalFlow_create")
     if method == "tvl1" and not has_tvl1:
-        raise ImportError("TV-L1 flow needs OpenCV's contrib module: pip install opencv-contrib-python-headless")
+        raise MissingDependency("TV-L1 flow needs OpenCV's contrib module: pip install opencv-contrib-python-headless")
     return ("tvl1" if has_tvl1 else "farneback") if method == "auto" else method
 
 
