@@ -50,15 +50,10 @@ def _torchvision_pretrained(arch: str, tag: str) -> nn.Module:
         raise InputError(f"--pretrained {tag}: torchvision has no such weights for {arch}; available: {tags} "
                          f"(or DEFAULT, today {enum.DEFAULT.name}): pass one as --pretrained TAG")
     weights = enum[tag]
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
     try:
-        if not os.path.isfile(path):  # fetched here, not by torch.hub, whose extra stderr line would precede an error
-            log.info("downloading %s to %s", weights.url, path)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            digest = torch.hub.HASH_REGEX.search(os.path.basename(path))  # checked as torchvision's download does
-            torch.hub.download_url_to_file(weights.url, path, digest.group(1) if digest else None, progress=True)
         return torchvision.models.get_model(arch, weights=weights)
     except Exception as err:  # no network, a proxy, a truncated download...
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         why = (str(err).strip().splitlines() or [type(err).__name__])[0]  # one line: the cause, not its trace
         raise PretrainedWeightsError(
             f"--pretrained {tag}: could not load torchvision's {weights.name} weights for {arch} ({why}). "

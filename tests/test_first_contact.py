@@ -185,6 +185,21 @@ def test_each_experiment_without_its_data_says_where_to_get_it(script, variable,
     error_lines(capsys.readouterr().err, f"{script}.py", *named, most=1)
 
 
+def test_an_empty_or_wrong_frame_tree_is_missing_data(tmp_path):
+    import opts as options
+    from datasets import missing_data
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "a.csv").write_text("id,actions,length\n")
+    flags = ["--train-file", str(tmp_path / "a.csv"), "--val-file", str(tmp_path / "a.csv"), "--cache-dir",
+             str(tmp_path / "cache")]
+    opts = options.parse(["--data", str(tmp_path / "frames"), *flags])
+    assert missing_data(opts) == [("--data", str(tmp_path / "frames"), "an empty folder (no video folders)")]
+    (tmp_path / "frames" / "AAAAA").mkdir()
+    assert missing_data(opts) == []
+    opts = options.parse(["--data", str(tmp_path / "a.csv"), *flags])
+    assert missing_data(opts) == [("--data", str(tmp_path / "a.csv"), "not a folder")]
+
+
 def test_in_memory_datasets_need_no_files(tmp_path):
     """fake and testdata1 pass the data check with no --data or CSVs at all."""
     import opts as options
