@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils import cli
 from utils.submission import LOCALIZE, Submission, SubmissionError, one_based_frames, read_submission, write_submission
 
 MAX_LISTED = 10  # missing keys named on stderr; the rest are counted
@@ -46,8 +47,8 @@ def normalised(weights: tuple[float, float]) -> tuple[float, float]:
     """``weights`` divided by their sum (the original's ``w = [x/sum(w) for x in w]``)."""
     total = math.fsum(weights)
     if total == 0 or not math.isfinite(total):
-        raise ValueError(f"--weights {' '.join(f'{w:g}' for w in weights)}: they sum to {total:g}, so they cannot "
-                         f"be normalised to sum to 1; give weights with a finite, nonzero sum (e.g. 0.5 0.5)")
+        raise cli.InputError(f"--weights {' '.join(f'{w:g}' for w in weights)}: they sum to {total:g}, so they "
+                             f"cannot be normalised to sum to 1; give weights with a finite, nonzero sum (e.g. 0.5 0.5)")
     return tuple(w / total for w in weights)
 
 
@@ -77,7 +78,7 @@ def combine(rgb_path: str, flow_path: str, out_path: str | None = None,
     Keys come in RGB file order, then the flow-only keys in flow file order.  An infinite score stays
     infinite; a stream of weight 0 contributes nothing (not ``0 * inf``).  Raises ``SubmissionError`` for
     a malformed file, two files of different kinds, or a key and class scored +inf in one file and -inf
-    in the other (their sum is undefined); ``ValueError`` for weights that sum to 0.
+    in the other (their sum is undefined); ``cli.InputError`` (a ``ValueError``) for weights that sum to 0.
     """
     weights = normalised(weights)
     rgb, flow = read_submission(rgb_path, nclass), read_submission(flow_path, nclass)
@@ -141,15 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="weights of the RGB and the flow scores, normalised to sum to 1 (default: 0.5 0.5)")
     parser.add_argument("--nclass", type=int, default=157)
     args = parser.parse_args(argv)
-    try:
-        result = combine(args.rgb, args.flow, args.out, tuple(args.weights), args.nclass)
-    except (OSError, ValueError) as e:  # SubmissionError is a ValueError
-        print(f"combine_rgb_flow: error: {e}", file=sys.stderr)
-        return 2
+    result = combine(args.rgb, args.flow, args.out, tuple(args.weights), args.nclass)  # errors: cli.run
     print(f"combine_rgb_flow: {result.nkeys} fused {result.kind} rows (weights RGB {result.weights[0]:g}, flow "
           f"{result.weights[1]:g}) written to {result.out_path or 'stdout'}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

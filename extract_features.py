@@ -31,6 +31,7 @@ import hashlib
 import io
 import logging
 import os
+import sys
 import time
 
 import numpy as np
@@ -41,12 +42,12 @@ from tqdm import tqdm
 import checkpoints
 import opts as options
 import train
-from datasets import get_datasets
+from datasets import check_data, get_datasets
 from datasets.frame_index import FPS, GAP
 from datasets.frames import FrameDataset, at_stride
 from models import create_model
 from models.asynctf import AsyncTFBase
-from utils import distributed
+from utils import cli, distributed
 from utils.atomic import atomic_write, atomic_write_text
 from utils.charades_csv import file_digest
 from utils.logger import setup_logging
@@ -77,32 +78,40 @@ def frame_step(opts: argparse.Namespace) -> float:
     """Frames between two samples: ``--stride``, or ``--source-fps / --fps``."""
     if opts.fps is not None:
         if not 0 < opts.fps <= opts.source_fps:
-            raise ValueError(f"--fps {opts.fps}: must be in (0, --source-fps {opts.source_fps:g}]")
+            raise cli.InputError(f"--fps {opts.fps}: must be in (0, --source-fps {opts.source_fps:g}]")
         return opts.source_fps / opts.fps
     step = GAP if opts.stride is None else opts.stride
     if step < 1:
-        raise ValueError(f"--stride {step}: must be at least 1")
+        raise cli.InputError(f"--stride {step}: must be at least 1")
     return float(step)
 
 
 def read_ids(path: str) -> list[str]:
     """The ids of ``path``, one a line (blank lines skipped, duplicates kept once)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--ids file not found: {path}")
+        raise cli.MissingInputError(f"--ids file not found: {path}")
     with open(path, encoding="utf-8-sig") as f:
         ids = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     if not ids:
-        raise ValueError(f"--ids {path} lists no video ids")
+        raise cli.InputError(f"--ids {path} lists no video ids")
     return ids
+
+
+def check_inputs(opts: argparse.Namespace) -> list[str] | None:
+    """The ``--ids`` (None without), after checking that the inputs are there: an annotation file (or
+    ``--ids`` with a Charades dataset), and the frame tree (``datasets.check_data``)."""
+    wanted = read_ids(opts.ids) if opts.ids else None
+    if not opts.val_file and (wanted is None or opts.dataset not in CHARADES_FORMAT):
+        raise cli.InputError("extract_features needs --val-file (an annotation file), or --ids FILE with a "
+                             f"Charades dataset ({', '.join(CHARADES_FORMAT)}; --dataset is {opts.dataset})")
+    check_data(opts, files=("val_file",) if opts.val_file else ())
+    return wanted
 
 
 def videos_dataset(opts: argparse.Namespace) -> tuple[FrameDataset, list[str], list[str]]:
     """The strided dataset of the videos to extract, and the ids skipped without frames / for frame gaps."""
-    wanted = read_ids(opts.ids) if opts.ids else None
+    wanted = check_inputs(opts)
     if not opts.val_file:
-        if wanted is None or opts.dataset not in CHARADES_FORMAT:
-            raise ValueError("extract_features needs --val-file (an annotation file), or --ids FILE with a "
-                             f"Charades dataset ({', '.join(CHARADES_FORMAT)}; --dataset is {opts.dataset})")
         # the ids as a Charades CSV without labels, so that the datasets list and sample them as usual; the
         # length only places val_video's frames, which at_stride replaces, so any valid length will do
         text = io.StringIO()
@@ -116,8 +125,8 @@ def videos_dataset(opts: argparse.Namespace) -> tuple[FrameDataset, list[str], l
     known = set(index.ids.tolist()) | set(index.skipped.tolist()) | set(index.gapped.tolist())
     if wanted is not None and set(wanted) - known:
         unknown = [v for v in wanted if v not in known]
-        raise ValueError(f"--ids {opts.ids}: {len(unknown)} of its ids are not in {opts.val_file}: "
-                         f"{', '.join(unknown[:10])}")
+        raise cli.InputError(f"--ids {opts.ids}: {len(unknown)} of its ids are not in {opts.val_file}: "
+                             f"{', '.join(unknown[:10])}")
     ds = at_stride(val_video, frame_step(opts), wanted)
     chosen, kept = known if wanted is None else set(wanted), set(ds.index.ids.tolist())
     gapped = [v for v in index.gapped.tolist() if v in chosen and v not in kept]
@@ -127,10 +136,10 @@ def videos_dataset(opts: argparse.Namespace) -> tuple[FrameDataset, list[str], l
 def load_model(opts: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, AsyncTFBase]:
     """The training network with the checkpoint's weights (or ImageNet's), its criterion and its head."""
     if opts.resume and not os.path.isfile(opts.resume):
-        raise FileNotFoundError(f"checkpoint not found: --resume {opts.resume}")
+        raise cli.MissingInputError(f"checkpoint not found: --resume {opts.resume}")
     if not (opts.resume or opts.pretrained or opts.pretrained_weights):
-        raise ValueError("extract_features needs weights: --resume CHECKPOINT (features and scores), or "
-                         "--pretrained [TAG] / --pretrained-weights FILE (backbone features only)")
+        raise cli.InputError("extract_features needs weights: --resume CHECKPOINT (features and scores), or "
+                             "--pretrained [TAG] / --pretrained-weights FILE (backbone features only)")
     model, criterion, _ = create_model(opts)
     if opts.resume:
         try:
@@ -138,8 +147,8 @@ def load_model(opts: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Modu
         except checkpoints.CheckpointError:  # a corrupt file: its message names it
             raise
         except RuntimeError as err:  # load_state_dict: keys or shapes of another --arch/--nclass/--nhidden
-            raise RuntimeError(f"--resume {opts.resume} does not fit --arch {opts.arch} --nclass {opts.nclass} "
-                               f"--nhidden {opts.nhidden}: {err}") from None
+            raise checkpoints.CheckpointError(f"--resume {opts.resume} does not fit --arch {opts.arch} --nclass "
+                                              f"{opts.nclass} --nhidden {opts.nhidden}: {err}") from None
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.eval()
@@ -245,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     main_process = distributed.is_main(opts)
     setup_logging(opts.out, enabled=main_process)
     step = frame_step(opts)
+    check_inputs(opts)  # before the model: --pretrained would download first
     model, criterion, head = load_model(opts)
     wanted = settings(opts, step)
     check_or_record(os.path.join(opts.out, "settings.json"), wanted, f"--out {opts.out}", write=False)
@@ -286,4 +296,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

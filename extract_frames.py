@@ -31,6 +31,7 @@ from fractions import Fraction
 
 from tqdm import tqdm
 
+from utils import cli
 from utils.atomic import atomic_write_text
 from utils.charades_csv import read_annotations
 from utils.cores import usable_cores
@@ -46,6 +47,10 @@ SUMMARY_FILE = "extract_frames_summary.csv"
 LOCK_FILE = ".extract_frames.lock"
 
 log = logging.getLogger("extract_frames")
+
+
+class BusyError(cli.UserError, RuntimeError):
+    """OUT is being written by another run."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def find_videos(root: str, extensions: str) -> dict[str, str]:
             if ext.lower() in exts:
                 path = os.path.join(folder, f)
                 if stem in found:
-                    raise ValueError(f"two videos have the id {stem!r}: {found[stem]} and {path}")
+                    raise cli.InputError(f"two videos have the id {stem!r}: {found[stem]} and {path}")
                 found[stem] = path
     return found
 
@@ -143,7 +148,8 @@ def lock(out: str):
     except ImportError:
         pass
     except OSError:
-        raise RuntimeError(f"another extract_frames.py run is writing {out}") from None
+        raise BusyError(f"another extract_frames.py run is writing {out}: wait for it to end (or stop it), "
+                        "then run this command again") from None
     return handle
 
 
@@ -175,14 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Result]:
     """Extract every video not yet in OUT; returns this run's results (missing videos included)."""
     require("av")
-    fps = Fraction(args.fps)
+    try:
+        fps = Fraction(args.fps)
+    except (ValueError, ZeroDivisionError):
+        raise cli.InputError(f"--fps {args.fps}: not a frame rate (a number or a fraction, e.g. 24 or "
+                             "30000/1001)") from None
     if fps <= 0 or not 1 <= args.quality <= 100 or args.short_side < 0 or args.flow_bound <= 0:
-        raise ValueError("--fps and --flow-bound must be positive, --quality in 1..100, --short-side >= 0")
+        raise cli.InputError("--fps and --flow-bound must be positive, --quality in 1..100, --short-side >= 0")
     flow = args.flow or bool(args.flow_out)
     settings = Settings(str(fps), args.short_side, args.format, args.quality, flow,
                         flow_method(args.flow_method) if flow else "", args.flow_bound if flow else 0.0)
     if not os.path.isdir(args.videos):
-        raise FileNotFoundError(f"video folder not found: {args.videos}")
+        raise cli.MissingInputError(f"video folder not found: {args.videos}")
     videos = find_videos(args.videos, args.ext)
     results = []
     if args.ids_from:
@@ -243,16 +253,11 @@ def write_summary(out: str, results: list[Result], seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit status (0 also when some videos failed: see the summary)."""
+    """The command line; returns the exit status (0 also when some videos failed: see the summary).  A bad
+    input or option raises a ``cli.UserError`` (one line and status 2 under ``cli.run``)."""
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except ImportError as e:
-        print(f"extract_frames: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"extract_frames: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\nextract_frames: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -260,4 +265,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
-
+import sys
 
 import checkpoints
 import opts as options
 import train
-from datasets import get_dataset
+from datasets import check_data, get_dataset
 from models import create_model
-from utils import charades_eval
+from utils import charades_eval, cli
 from utils.charades_csv import read_annotations
 from utils.logger import setup_logging
 from utils.submission import write_classification, write_localization
@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = options.build_parser()
     parser.add_argument("--out-dir", default="", help="where to write the files (default: the cache dir)")
     opts = options.parse(argv, parser)
+    if not opts.resume:  # (a --resume that is not a file is refused when parsed)
+        raise cli.InputError("get_alltest needs a trained checkpoint: --resume CHECKPOINT")
+    check_data(opts, files=("val_file",))  # before the model: --pretrained would download first
     setup_logging(opts.cache)
-    if not opts.resume or not os.path.isfile(opts.resume):
-        raise FileNotFoundError(f"get_alltest needs a trained checkpoint: --resume {opts.resume!r} not found")
     opts.train_file = opts.train_file or opts.val_file  # only the val_video split is used
     model, criterion, _ = create_model(opts)
     checkpoints.resume(opts.resume, model, trusted=opts.trust_checkpoint)
@@ -62,4 +63,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -1,7 +1,8 @@
 """Train and evaluate AsyncTF: the epoch loop, read top to bottom (SPEC section 5).
 
 ``python main.py --flags``, or more usually ``python exp/asynctf_rgb.py [overrides]``; on several GPUs
-or nodes, ``torchrun --nproc_per_node N exp/asynctf_rgb.py ...``.
+or nodes, ``torchrun --nproc_per_node N exp/asynctf_rgb.py ...``.  An error the user can fix is one line
+and exit status 2 (``utils/cli.py``; ``--debug`` for the traceback).
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ import opts as options
 import train
 from checkpoints.run_state import load_run_state, remove_stale_states, save_run_state, state_path
 from checkpoints.settings import model_settings
-from datasets import class_names, get_dataset
+from datasets import check_data, class_names, get_dataset
 from models import create_model
-from utils import distributed
+from utils import cli, distributed
 from utils.atomic import remove_leftovers
 from utils.logger import setup_logging
 from utils.metrics_log import append_metrics
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run training (or ``--evaluate``) and return the last epoch's metrics (and ``cache``, the run's
     directory).  Ctrl-C stops with one line saying what was kept (``SystemExit`` 130)."""
     opts = options.parse(argv)
+    check_data(opts)  # a user without the data hears it now, not after the ImageNet download
     distributed.init(opts)
     setup_logging(opts.cache, enabled=distributed.is_main(opts))
     kept: dict = {"epoch": None, "best_epoch": None}
@@ -118,8 +120,8 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
     best = restore(opts, net, criterion, optimizer) if opts.resume else \
         {"best_mAP": None, "best_epoch": None, "best_state": None, "checkpoint": {}}
     if not opts.evaluate and opts.start_epoch > opts.epochs:
-        raise ValueError(f"--resume {opts.resume} is at epoch {opts.start_epoch}, past --epochs {opts.epochs}: "
-                         f"give --epochs {opts.start_epoch + 1} or more to train further, or --evaluate")
+        raise cli.InputError(f"--resume {opts.resume} is at epoch {opts.start_epoch}, past --epochs {opts.epochs}: "
+                             f"give --epochs {opts.start_epoch + 1} or more to train further, or --evaluate")
     own = os.path.join(opts.cache, "model.pth.tar")
     if main_process and "metrics_row" in best["checkpoint"] and os.path.isfile(own) \
             and os.path.samefile(opts.resume, own):
@@ -212,4 +214,4 @@ def experiment(flags: list[str], argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from utils.figures import DPI, INSTALL_HINT, figure, require_matplotlib, save_png  # noqa: F401
+from utils import cli
 from utils.charades_csv import Video, read_annotations, read_classes
 from utils.charades_eval import average_precision, classify, localize_gt, mean_ap_with_positives
 from utils.metrics_log import read_metrics
@@ -285,7 +286,7 @@ def _timeline_cmd(args) -> list[str]:
     if args.videos:
         missing = [v for v in args.videos if v not in by_id or v not in index]
         if missing:
-            raise ValueError(f"video(s) {missing} not in both {args.gt_csv} and {args.submission}")
+            raise cli.InputError(f"video(s) {missing} not in both {args.gt_csv} and {args.submission}")
         ids = list(dict.fromkeys(args.videos))
     else:
         ranked = rank_videos(sub, videos, index)
@@ -326,31 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; 0 on success, 2 on a usage, input or missing-matplotlib error."""
+    """Run one subcommand; 0 on success.  A usage error exits 2 (argparse); an input error or a missing
+    matplotlib raises a ``cli.UserError`` (one line and status 2 under ``cli.run``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "timeline" and bool(args.videos) == bool(args.best or args.worst):
         parser.error("timeline: give either --videos ID [ID ...] or --best N / --worst N")
-    try:
-        require_matplotlib()
-    except ImportError as e:
-        print(f"plot_results: {e}", file=sys.stderr)
-        return 2
-    try:
-        written = [args.output]
-        if args.command == "curves":
-            plot_curves(args.runs, args.output)
-        elif args.command == "per-class":
-            draw_per_class(per_class_data(args.submission, args.gt_csv, args.classes, args.nclass), args.output)
-        else:
-            written = _timeline_cmd(args)
-    except (OSError, ValueError) as e:  # SubmissionError, AnnotationError, MetricsFormatError are ValueErrors
-        print(f"plot_results: error: {e}", file=sys.stderr)
-        return 2
+    require_matplotlib()
+    written = [args.output]
+    if args.command == "curves":
+        plot_curves(args.runs, args.output)
+    elif args.command == "per-class":
+        draw_per_class(per_class_data(args.submission, args.gt_csv, args.classes, args.nclass), args.output)
+    else:
+        written = _timeline_cmd(args)
     for path in written:
         print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

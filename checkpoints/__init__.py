@@ -20,6 +20,7 @@ import torch
 
 from checkpoints.safe_load import TRUST_FLAG, CheckpointError, UntrustedCheckpointError, load_checkpoint
 from utils.atomic import atomic_write, atomic_write_text
+from utils.cli import MissingInputError
 
 __all__ = ["METRIC_KEYS", "TRUST_FLAG", "CheckpointError", "UntrustedCheckpointError", "atomic_torch_save",
            "load_checkpoint", "load_into", "load_weights_file", "resume", "save_checkpoint", "strip_module",
@@ -117,8 +118,8 @@ def resume(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer |
     (``CheckpointError`` naming the file, its arch and the first mismatched keys).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--resume {path}: " + ("a directory, not a checkpoint file" if os.path.isdir(path)
-                                                         else "no such file"))
+        raise MissingInputError(f"--resume {path}: " + ("a directory, not a checkpoint file" if os.path.isdir(path)
+                                                        else "no such file"))
     ckpt = load_checkpoint(path, trusted=trusted)
     load_into(path, ckpt, model)
     if "state_dict" not in ckpt:

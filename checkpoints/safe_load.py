@@ -24,6 +24,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from utils.cli import MissingInputError, UserError
+
 TRUST_FLAG = "--trust-checkpoint"
 
 _scalar = getattr(getattr(np, "_core", None), "multiarray", np.core.multiarray).scalar
@@ -42,7 +44,7 @@ _RESTRICTED = {name: obj for obj, name in EXTRA_SAFE_GLOBALS} | {
 _REFUSED = re.compile(r"(?:Unsupported global|unsupported GLOBAL|not an allowed global)\W*(?:GLOBAL )?([\w.]+)")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be read (corrupt, truncated, not a checkpoint)."""
 
 
@@ -85,7 +87,7 @@ def load_checkpoint(path: str, map_location="cpu", trusted: bool = False):
     before PyTorch 2.6.  Raises ``FileNotFoundError``, ``UntrustedCheckpointError`` (the file needs more
     than a safe load allows) or ``CheckpointError`` (corrupt, truncated), each naming the file."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingInputError(f"checkpoint not found: {path}")
     errors = []
     for kwargs in _attempts(path, trusted):
         try:

@@ -46,6 +46,7 @@ from datasets.frame_files import FrameNaming, Listing, describe_gaps, list_all
 from opts import FRAME_GAPS as GAP_POLICIES
 from utils.atomic import atomic_write
 from utils.charades_csv import file_digest
+from utils.cli import MissingInputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ SAMPLINGS = ("frame", "action")
 INDEX_VERSION = 3  # bump when the sampling rules change, so that stale caches are never reused
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """Annotations and frames that cannot make a split (no sample at all, frame gaps under
     ``--frame-gaps error``); the message names the files."""
 
@@ -362,11 +363,11 @@ def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: Fra
     if gaps not in GAP_POLICIES:
         raise ValueError(f"unknown frame-gap policy {gaps!r}; expected one of {GAP_POLICIES}")
     if not ann_path:
-        raise FileNotFoundError(f"no annotation file given for the {split} split (--train-file/--val-file)")
+        raise MissingInputError(f"no annotation file given for the {split} split (--train-file/--val-file)")
     if not os.path.isfile(ann_path):
-        raise FileNotFoundError(f"annotation file not found: {ann_path}")
+        raise MissingInputError(f"annotation file not found: {ann_path}")
     if not root or not os.path.isdir(root):
-        raise FileNotFoundError(f"data directory not found: {root!r} (--data)")
+        raise MissingInputError(f"data directory not found: {root!r} (--data)")
     key_fields = dict(version=INDEX_VERSION, annotations=file_digest(ann_path),
                       depends=[file_digest(p) for p in source.depends], root=os.path.abspath(root),
                       split=split, gap=gap, fps=fps, test_frames=test_frames, nclass=nclass, dataset=source.name,

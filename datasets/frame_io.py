@@ -16,12 +16,14 @@ from contextlib import contextmanager
 
 from PIL import Image
 
+from utils.cli import UserError
+
 # what PIL raises for a file it cannot read: missing or unreadable (OSError), not an image or bad data
 # (OSError, ValueError, SyntaxError)
 READ_ERRORS = (OSError, ValueError, SyntaxError)
 
 
-class FrameError(RuntimeError):
+class FrameError(UserError, RuntimeError):
     """A frame that is missing or cannot be decoded; the message names the file."""
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from opts import FLIP_MODES
+from utils.cli import InputError
 MIRROR_WORDS = {"left": "right", "right": "left", "clockwise": "counterclockwise",
                 "counterclockwise": "clockwise"}
 _WORD = re.compile(r"\b(" + "|".join(MIRROR_WORDS) + r")\b", re.IGNORECASE)
@@ -87,6 +88,6 @@ def flip_rule(mode: str, nclass: int, names: Sequence[str] | None) -> FlipRule |
         return FlipRule.everything(nclass)
     if mode == "mirror":
         if len(names) != nclass:
-            raise ValueError(f"--flip mirror: {len(names)} class names for {nclass} classes")
+            raise InputError(f"--flip mirror: {len(names)} class names for {nclass} classes")
         return FlipRule.from_names(names)
-    raise ValueError(f"unknown --flip {mode!r}; choose one of: {', '.join(FLIP_MODES)}")
+    raise InputError(f"unknown --flip {mode!r}; choose one of: {', '.join(FLIP_MODES)}")

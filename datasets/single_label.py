@@ -16,13 +16,19 @@ from datasets.frame_files import FrameNaming
 from datasets.frame_index import FrameSource, LabelledVideo
 from datasets.frames import RGBFrames, resolve_flip, rgb_datasets
 from utils.charades_csv import AnnotationError
+from utils.cli import MissingInputError
+
+
+def labels_location(opts: argparse.Namespace, default_name: str) -> str:
+    """``--labels-file``, or ``default_name`` in the folder of ``--train-file``."""
+    return opts.labels_file or os.path.join(os.path.dirname(opts.train_file or opts.val_file), default_name)
 
 
 def labels_path(opts: argparse.Namespace, default_name: str) -> str:
-    """``--labels-file``, or ``default_name`` in the folder of ``--train-file``; it must exist."""
-    path = opts.labels_file or os.path.join(os.path.dirname(opts.train_file or opts.val_file), default_name)
+    """``labels_location``; it must exist."""
+    path = labels_location(opts, default_name)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"labels file not found: {path} (--labels-file; by default {default_name} "
+        raise MissingInputError(f"labels file not found: {path} (--labels-file; by default {default_name} "
                                 f"next to --train-file)")
     return path
 

@@ -12,6 +12,8 @@ import argparse
 import torch
 from torch.utils.data import Dataset
 
+from utils.cli import InputError
+
 NSEQ, STEPS, NCLASS, DIM, FLIP = 100, 25, 5, 100, 0.25
 
 
@@ -39,7 +41,7 @@ class Sequences(Dataset):
 def get(opts: argparse.Namespace):
     """train sequences, val sequences (frame level) and the same val sequences as videos."""
     if opts.nclass != NCLASS:
-        raise ValueError(f"testdata1 has {NCLASS} classes: run it with --nclass {NCLASS}")
+        raise InputError(f"testdata1 has {NCLASS} classes: run it with --nclass {NCLASS}")
     val = Sequences("val", opts.manual_seed + 1, video_level=False)
     return (Sequences("train", opts.manual_seed, video_level=False), val,
             Sequences("val", opts.manual_seed + 1, video_level=True))

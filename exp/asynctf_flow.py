@@ -11,9 +11,11 @@ Re-running the same command resumes from ./cache/asynctf_flow/model.pth.tar.
 """
 import os
 import sys
+from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from main import experiment  # noqa: E402
+from utils import cli  # noqa: E402
 
 NAME = os.path.splitext(os.path.basename(__file__))[0]
 CHARADES = os.environ.get("CHARADES", "/path/to/Charades/")  # holds Charades_v1_flow/ and the CSVs
@@ -38,10 +40,11 @@ FLAGS = [
 # experiment still runs (from scratch) for a user without the UCF101 model, but says so loudly.
 if os.path.isfile(UCF101_FLOW):
     FLAGS += ["--pretrained-weights", UCF101_FLOW]
-elif not any(a.startswith("--pretrained-weights") for a in sys.argv[1:]):
+elif os.path.isdir(os.path.join(CHARADES, "Charades_v1_flow")) and \
+        not any(a.startswith("--pretrained-weights") for a in sys.argv[1:]):  # without data, the data is the news
     print(f"WARNING: {UCF101_FLOW} not found: vgg16flow starts from random weights (expect a much lower "
           "mAP); put the UCF101 flow VGG-16 state dict there or pass --pretrained-weights FILE",
           file=sys.stderr)
 
 if __name__ == "__main__":
-    experiment(FLAGS)
+    sys.exit(cli.run(partial(experiment, FLAGS)))

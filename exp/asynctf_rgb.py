@@ -7,9 +7,11 @@ Re-running the same command resumes from ./cache/asynctf_rgb/model.pth.tar.
 """
 import os
 import sys
+from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from main import experiment  # noqa: E402
+from utils import cli  # noqa: E402
 
 NAME = os.path.splitext(os.path.basename(__file__))[0]
 CHARADES = os.environ.get("CHARADES", "/path/to/Charades/")  # holds Charades_v1_rgb/ and the CSVs
@@ -31,4 +33,4 @@ FLAGS = [
 ]
 
 if __name__ == "__main__":
-    experiment(FLAGS)
+    sys.exit(cli.run(partial(experiment, FLAGS)))

@@ -16,6 +16,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from main import experiment  # noqa: E402
+from utils import cli  # noqa: E402
 from datasets.demo import DEMO_TEST_CSV, DEMO_TRAIN_CSV, ensure_demo_data  # noqa: E402
 from utils.charades_eval import localize, mean_ap_with_positives, report_against_chance  # noqa: E402
 
@@ -52,6 +53,11 @@ def report(run_dir: str) -> int:
     return 0 if ok else 1
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Render the demo data if needed, train, report; the exit status of the demo's check."""
     ensure_demo_data(DEMO, flow=False)  # the flow frames cost as much to render: asynctf_flow_demo.py adds them
-    sys.exit(report(experiment(FLAGS)["cache"]))
+    return report(experiment(FLAGS, argv)["cache"])
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -9,9 +9,11 @@ original's).  Re-running the same command resumes from ./cache/asynctf_rgb_jeste
 """
 import os
 import sys
+from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from main import experiment  # noqa: E402
+from utils import cli  # noqa: E402
 
 NAME = os.path.splitext(os.path.basename(__file__))[0]
 JESTER = os.environ.get("JESTER", "/path/to/jester/")  # holds 20bn-jester-v1/ and the jester-v1-*.csv files
@@ -33,4 +35,4 @@ FLAGS = [
 ]
 
 if __name__ == "__main__":
-    experiment(FLAGS)
+    sys.exit(cli.run(partial(experiment, FLAGS)))

@@ -11,9 +11,11 @@ Re-running the same command resumes from ./cache/asynctf_rgb_somethingsomething/
 """
 import os
 import sys
+from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from main import experiment  # noqa: E402
+from utils import cli  # noqa: E402
 
 NAME = os.path.splitext(os.path.basename(__file__))[0]
 SOMETHING = os.environ.get("SOMETHING", "/path/to/somethingsomething/")  # frames/ and the v2 JSON files
@@ -35,4 +37,4 @@ FLAGS = [
 ]
 
 if __name__ == "__main__":
-    experiment(FLAGS)
+    sys.exit(cli.run(partial(experiment, FLAGS)))

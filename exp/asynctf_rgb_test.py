@@ -9,9 +9,11 @@ every test video and writes ./cache/asynctf_rgb_test/epoch_NNN.txt with its offi
 """
 import os
 import sys
+from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from main import experiment  # noqa: E402
+from utils import cli  # noqa: E402
 
 from asynctf_rgb import FLAGS as RGB_FLAGS  # noqa: E402  (exp/ is on sys.path when run as a script)
 
@@ -19,4 +21,4 @@ NAME = os.path.splitext(os.path.basename(__file__))[0]
 FLAGS = RGB_FLAGS + ["--name", NAME, "--evaluate", "--resume", "asynctf_rgb.pth.tar", "--val-size", "0.001"]
 
 if __name__ == "__main__":
-    experiment(FLAGS)
+    sys.exit(cli.run(partial(experiment, FLAGS)))

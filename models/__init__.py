@@ -14,6 +14,7 @@ from checkpoints import load_weights_file
 from models.asynctf import AsyncTFBase, AsyncTFCriterion
 from models.flow_input import widen_first_conv
 from models.vgg16flow import from_original_layout, vgg16flow
+from utils.cli import InputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ WEIGHTS_LAYOUTS: dict = {"vgg16flow": from_original_layout}
 MIN_FITTING = 0.5  # a --pretrained-weights file of which fewer of its tensors fit is an error
 
 
+class PretrainedWeightsError(UserError, RuntimeError):
+    """torchvision's ImageNet weights could not be had (no network, a proxy, a truncated download)."""
+
+
 def arch_choices() -> list[str]:
     """Every accepted ``--arch``."""
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(EXTRA_ARCHS))
@@ -42,15 +47,16 @@ def _torchvision_pretrained(arch: str, tag: str) -> nn.Module:
     tag = tag.upper()  # torchvision's tags are upper case
     if tag not in enum.__members__:
         tags = ", ".join(t for t in enum.__members__ if t != "DEFAULT")
-        raise ValueError(f"--pretrained {tag}: torchvision has no such weights for {arch}; available: {tags} "
+        raise InputError(f"--pretrained {tag}: torchvision has no such weights for {arch}; available: {tags} "
                          f"(or DEFAULT, today {enum.DEFAULT.name}): pass one as --pretrained TAG")
     weights = enum[tag]
     try:
         return torchvision.models.get_model(arch, weights=weights)
     except Exception as err:  # no network, a proxy, a truncated download...
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-        raise RuntimeError(
-            f"--pretrained {tag}: could not load torchvision's {weights.name} weights for {arch} ({err}). "
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]  # one line: the cause, not its trace
+        raise PretrainedWeightsError(
+            f"--pretrained {tag}: could not load torchvision's {weights.name} weights for {arch} ({why}). "
             f"Download {weights.url} and put it at {path} (or pass --pretrained-weights FILE).") from None
 
 
@@ -58,7 +64,7 @@ def _last_linear(model: nn.Module) -> str:
     """Dotted name of the network's last ``nn.Linear`` (``fc``, or the last of ``classifier``)."""
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not names:
-        raise ValueError(f"{type(model).__name__} has no linear layer to replace with the AsyncTF head")
+        raise InputError(f"{type(model).__name__} has no linear layer to replace with the AsyncTF head")
     return names[-1]
 
 
@@ -84,7 +90,7 @@ def load_pretrained_weights(model: nn.Module, path: str, rename: Callable[[dict]
     if not state or len(usable) < MIN_FITTING * len(state):
         why = [f"{k} {tuple(state[k].shape)}" + (f" (the model's is {tuple(own[k].shape)})" if k in own else
                                                   " (not in the model)") for k in skipped[:4]]
-        raise ValueError(f"--pretrained-weights {path}: only {len(usable)} of its {len(state)} tensors fit "
+        raise InputError(f"--pretrained-weights {path}: only {len(usable)} of its {len(state)} tensors fit "
                          f"the {type(model).__name__} network; unmatched: {', '.join(why) or 'none'}; "
                          f"the network's keys look like {', '.join(list(own)[:3])}")
     model.load_state_dict(usable, strict=False)
@@ -100,7 +106,7 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
         model = _torchvision_pretrained(opts.arch, opts.pretrained) if opts.pretrained else \
             torchvision.models.get_model(opts.arch, weights=None)
     else:
-        raise ValueError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
+        raise InputError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")
     if opts.pretrained_weights:
         load_pretrained_weights(model, opts.pretrained_weights, WEIGHTS_LAYOUTS.get(opts.arch),
                                 opts.trust_checkpoint)

@@ -4,12 +4,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from utils.cli import InputError
+
 
 def _first_rgb_conv(model: nn.Module) -> str:
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and module.in_channels == 3:
             return name
-    raise ValueError(f"{type(model).__name__} has no Conv2d with 3 input channels to widen for flow input")
+    raise InputError(f"{type(model).__name__} has no Conv2d with 3 input channels to widen for flow input: choose "
+                     "another --arch for --dataset charadesflow")
 
 
 def widen_first_conv(model: nn.Module, channels: int = 20) -> nn.Module:
@@ -22,7 +25,8 @@ def widen_first_conv(model: nn.Module, channels: int = 20) -> nn.Module:
     name = _first_rgb_conv(model)
     old = model.get_submodule(name)
     if old.groups != 1:  # a grouped 3-channel conv has no per-colour filters to average
-        raise ValueError(f"cannot widen {name}: groups={old.groups}")
+        raise InputError(f"cannot widen {name} for flow input: groups={old.groups}; choose another --arch for "
+                         "--dataset charadesflow")
     new = nn.Conv2d(channels, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
                     old.groups, old.bias is not None, old.padding_mode,
                     device=old.weight.device, dtype=old.weight.dtype)

@@ -72,7 +72,7 @@ def test_duplicate_val_video_stops_before_training(tmp_path, monkeypatch):
     """The issue's case: a duplicate id in the val CSV crashed after a whole training epoch."""
     monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("trained before reading the CSVs"))
     val_csv = write_csv(tmp_path / "val.csv", GOOD + [("BBBBB", "", "3")])
-    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "AAAAA").mkdir(parents=True)  # (an empty --data stops even earlier)
     with pytest.raises(AnnotationError, match=r"val\.csv: video BBBBB appears twice, on lines 3 and 4"):
         main.main(["--dataset", "charadesrgb", "--data", str(tmp_path / "frames"), "--train-file", val_csv,
                    "--val-file", val_csv, "--arch", "linear", "--inputsize", "4", "--device", "cpu",

@@ -194,7 +194,9 @@ def test_command_line(tiny_csv, tmp_path, monkeypatch, capsys):
     root = tmp_path / "cli"
     argv = ["--root", str(root), "--seed", "2", "--size", "16x12", "--no-flow", "--workers", "1", tiny_csv]
     monkeypatch.setattr("sys.argv", ["python -m datasets.demo"] + argv)
-    runpy.run_module("datasets.demo", run_name="__main__")
+    with pytest.raises(SystemExit) as stop:  # sys.exit(cli.run(main))
+        runpy.run_module("datasets.demo", run_name="__main__")
+    assert stop.value.code == 0
     man = json.load(open(root / tree.MANIFEST))
     assert (man["seed"], man["size"], man["flow"]) == (2, [16, 12], False)
     assert sorted(os.listdir(root)) == sorted(["rgb", tree.MANIFEST])

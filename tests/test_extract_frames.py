@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 import extract_frames as xf
+from utils import cli
 
 W, H = 64, 48                     # 4 x 2 blocks of 16 x 24 pixels: an 8-bit frame counter
 HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length".split(",")
@@ -68,7 +69,8 @@ def expected(times: list[Fraction], end: Fraction, fps: Fraction = Fraction(24))
 
 
 def run(*args) -> int:
-    return xf.main([str(a) for a in args])
+    """The command line's exit status (``sys.exit(cli.run(main))``)."""
+    return cli.run(xf.main, [str(a) for a in args], prog="extract_frames.py")
 
 
 def tree(root) -> dict[str, bytes]:
@@ -181,8 +183,8 @@ def test_killed_run_resumes_to_the_same_tree(videos, extracted, tmp_path, repo_r
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(done)} already extracted" in rerun.stdout
     assert tree(out) == tree(extracted) and not (out / xf.PARTIAL).exists()
-    assert run(videos[0], out, "--fps", 12) == 1  # other settings into the same tree: refused
-    assert run(tmp_path / "nowhere", out) == 1 and tree(out) == tree(extracted)
+    assert run(videos[0], out, "--fps", 12) == 2  # other settings into the same tree: refused
+    assert run(tmp_path / "nowhere", out) == 2 and tree(out) == tree(extracted)
 
 
 @pytest.mark.parametrize("method", ["tvl1", "farneback"])

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from utils import atomic, metrics_log
+from utils import atomic, cli, metrics_log
 from utils.metrics_log import COLUMNS, MetricsFormatError, append_metrics, read_metrics
 
 
@@ -108,10 +108,12 @@ def test_bad_rows_and_values_are_rejected(tmp_path):
 
 def test_imports_only_the_standard_library():
     """main.py and plotting scripts import it without torch, matplotlib or the rest of the project (only
-    utils.atomic, itself standard library only)."""
+    utils.atomic and utils.cli, themselves standard library only)."""
     def imports(path):
         tree = ast.parse(open(path).read())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         return names | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imports(metrics_log.__file__) <= {"__future__", "csv", "io", "math", "os", "warnings", "utils.atomic"}
-    assert imports(atomic.__file__) <= {"__future__", "collections.abc", "errno", "os", "re", "tempfile"}
+    assert imports(metrics_log.__file__) <= {"__future__", "csv", "io", "math", "os", "warnings", "utils.atomic",
+                                             "utils.cli"}
+    assert imports(atomic.__file__) <= {"__future__", "collections.abc", "errno", "os", "re", "tempfile", "utils.cli"}
+    assert imports(cli.__file__) <= {"__future__", "collections.abc", "errno", "os", "sys"}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import plot_results
+from utils import cli
 from utils.charades_csv import read_classes
 from utils.metrics_log import append_metrics
 from utils.submission import write_classification, write_localization
@@ -183,9 +184,9 @@ def test_best_and_worst_videos_by_per_video_ap(loc_files, mpl, tmp_path, capsys)
 
 def test_bad_inputs_exit_2_with_a_message(loc_files, per_class_files, mpl, capsys):
     sub, gt, _ = loc_files
-    assert plot_results.main(["timeline", sub, gt, "--videos", "nope"]) == 2
+    assert cli.run(plot_results.main, ["timeline", sub, gt, "--videos", "nope"]) == 2
     assert "['nope'] not in both" in capsys.readouterr().err
-    assert plot_results.main(["timeline", per_class_files[0], per_class_files[1], "--videos", "A"]) == 2
+    assert cli.run(plot_results.main, ["timeline", per_class_files[0], per_class_files[1], "--videos", "A"]) == 2
     assert "needs a localisation file" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # neither --videos nor --best/--worst
         plot_results.main(["timeline", sub, gt])
@@ -198,7 +199,7 @@ def test_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys):
         monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules makes the import fail
     (tmp_path / "run").mkdir()
     fake_run(tmp_path / "run", [0.1])
-    assert plot_results.main(["curves", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 2
+    assert cli.run(plot_results.main, ["curves", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 2
     assert "pip install matplotlib" in capsys.readouterr().err
     with pytest.raises(ImportError, match="pip install matplotlib"):
         plot_results.plot_curves(str(tmp_path / "run"), str(tmp_path / "c.png"))

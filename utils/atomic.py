@@ -13,10 +13,12 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable
 
+from utils.cli import Failure
+
 _TEMP = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 
 
-class WriteError(OSError):
+class WriteError(Failure, OSError):
     """A write that failed for lack of space (or another OS error); the message names the file and says
     that the previous version of it is unchanged."""
 
@@ -53,10 +55,11 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
         cause = _os_error(err) if isinstance(err, Exception) and not isinstance(err, WriteError) else None
         if cause is not None:
-            reason = "no space left on the device" if cause.errno in (errno.ENOSPC, errno.EDQUOT) else \
-                (cause.strerror or str(cause))
+            full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
+            reason = "no space left on the device" if full else (cause.strerror or str(cause))
             raise WriteError(cause.errno, f"could not write {path}: {reason}; the previous file (if any) "
-                                          "is unchanged") from err
+                                          "is unchanged" + ("; free some space and run the same command again"
+                                                            if full else "")) from err
         raise
     try:  # make the rename itself durable; not every platform can fsync a directory
         dfd = os.open(directory, os.O_RDONLY)

@@ -20,11 +20,13 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from utils.cli import MissingInputError, UserError
+
 REQUIRED_COLUMNS = ("id", "actions", "length")
 log = logging.getLogger(__name__)
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
     """A malformed annotation file; the message names the file, line and video."""
 
 
@@ -73,33 +75,39 @@ def read_annotations(path: str, nclass: int = 157) -> list[Video]:
     time, a duplicate or unusable id, or a file without videos (see the module docstring).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise MissingInputError(f"annotation file not found: {path}")
     videos, first_line, backwards = [], {}, []
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of 'id'
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)} in header {reader.fieldnames}")
-        for row in reader:
-            vid = (row["id"] or "").strip()
-            where = f"{path}, line {reader.line_num}, video {vid or '?'}"
-            if not vid:
-                raise AnnotationError(f"{where}: empty id")
-            if any(ch.isspace() or not ch.isprintable() for ch in vid):
-                raise AnnotationError(f"{where}: the id {vid!r} contains white space or control characters")
-            if vid in first_line:
-                raise AnnotationError(f"{path}: video {vid} appears twice, on lines {first_line[vid]} and "
-                                      f"{reader.line_num}: each video must have one row")
-            first_line[vid] = reader.line_num
-            try:
-                length = float(row["length"])
-            except (TypeError, ValueError):
-                raise AnnotationError(f"{where}: length {row['length']!r} is not a number") from None
-            if not (math.isfinite(length) and length > 0):
-                raise AnnotationError(f"{where}: length {row['length']!r} is not a finite number of seconds > 0")
-            actions = _parse_actions(row["actions"] or "", nclass, where)
-            backwards += [(reader.line_num, vid, a) for a in actions if a[1] > a[2]]
-            videos.append(Video(vid, actions, length, reader.line_num))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of 'id'
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)} in header {reader.fieldnames}")
+            for row in reader:
+                vid = (row["id"] or "").strip()
+                where = f"{path}, line {reader.line_num}, video {vid or '?'}"
+                if not vid:
+                    raise AnnotationError(f"{where}: empty id")
+                if any(ch.isspace() or not ch.isprintable() for ch in vid):
+                    raise AnnotationError(f"{where}: the id {vid!r} contains white space or control characters")
+                if vid in first_line:
+                    raise AnnotationError(f"{path}: video {vid} appears twice, on lines {first_line[vid]} and "
+                                          f"{reader.line_num}: each video must have one row")
+                first_line[vid] = reader.line_num
+                try:
+                    length = float(row["length"])
+                except (TypeError, ValueError):
+                    raise AnnotationError(f"{where}: length {row['length']!r} is not a number") from None
+                if not (math.isfinite(length) and length > 0):
+                    raise AnnotationError(f"{where}: length {row['length']!r} is not a finite number of seconds > 0")
+                actions = _parse_actions(row["actions"] or "", nclass, where)
+                backwards += [(reader.line_num, vid, a) for a in actions if a[1] > a[2]]
+                videos.append(Video(vid, actions, length, reader.line_num))
+    except UnicodeDecodeError as e:  # a ValueError, but not one that names the file
+        raise AnnotationError(f"{path}: not a UTF-8 text file ({e.reason}): is it the annotation "
+                              "CSV?") from None
+    except csv.Error as e:  # a NUL byte, an unclosed quote that swallows the rest, a huge field
+        raise AnnotationError(f"{path}: not a readable CSV ({e})") from None
     if not videos:
         raise AnnotationError(f"{path}: no videos (only a header, or an empty file)")
     if backwards:

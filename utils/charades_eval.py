@@ -27,7 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from utils.charades_csv import AnnotationError, Video, read_annotations, read_classes
+from utils import cli
+from utils.charades_csv import Video, read_annotations, read_classes
+from utils.cli import MissingInputError
 from utils.cores import usable_cores
 from utils.submission import CLASSIFY, LOCALIZE, NFRAMES, Submission, SubmissionError, one_based_frames, read_submission
 
@@ -309,7 +311,7 @@ def report_against_chance(run_dir: str, gt_csv_path: str, nclass: int = 157) -> 
     chance level; returns ``(mAP, chance)``."""
     epochs = sorted(f for f in os.listdir(run_dir) if f.startswith("epoch_") and f.endswith(".txt"))
     if not epochs:
-        raise FileNotFoundError(f"no epoch_NNN.txt submission in {run_dir}")
+        raise MissingInputError(f"no epoch_NNN.txt submission in {run_dir}")
     path = os.path.join(run_dir, epochs[-1])
     ap, _, _ = classify(path, gt_csv_path, nclass)
     got, chance = mean_ap_with_positives(ap), chance_map(path, gt_csv_path, nclass)
@@ -331,15 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nclass", type=int, default=157)
     args = parser.parse_args(argv)
     prefix = "Per-Frame " if args.task == "localize" else ""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.showwarning = lambda msg, *a, **k: print(f"Warning: {msg}", file=sys.stderr)
-            ap, m, w = (localize if args.task == "localize" else classify)(args.submission, args.gt_csv, args.nclass)
-        names = read_classes(args.classes) if args.per_class else []
-    except (OSError, SubmissionError, AnnotationError) as e:
-        print(f"charades_eval: error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # (a bad file raises a cli.UserError: one line under cli.run)
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda msg, *a, **k: print(f"Warning: {msg}", file=sys.stderr)
+        ap, m, w = (localize if args.task == "localize" else classify)(args.submission, args.gt_csv, args.nclass)
+    names = read_classes(args.classes) if args.per_class else []
     print(f"{prefix}MAP: {m:f}")
     print(f"{prefix}WAP: {w:f}")
     with_pos = ~np.isnan(ap)
@@ -353,4 +351,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog="python -m utils.charades_eval"))

@@ -6,6 +6,7 @@ nothing accumulates when a figure is redrawn; each PNG is written atomically at 
 """
 from __future__ import annotations
 
+from utils import cli
 from utils.atomic import atomic_write
 
 INSTALL_HINT = "matplotlib is needed to draw figures: pip install matplotlib"
@@ -14,12 +15,13 @@ DPI = 96
 
 
 def require_matplotlib():
-    """Import matplotlib's object-oriented API; ``ImportError`` with the install command when absent."""
+    """Import matplotlib's object-oriented API; ``cli.MissingDependency`` (an ``ImportError``) with the
+    install command when absent."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as e:
-        raise ImportError(f"{INSTALL_HINT} ({e})") from e
+        raise cli.MissingDependency(f"{INSTALL_HINT} ({e})") from e
     return Figure, FigureCanvasAgg
 
 

@@ -23,13 +23,14 @@ import os
 import warnings
 
 from utils.atomic import atomic_write_text
+from utils.cli import MissingInputError, UserError
 
 FILENAME = "metrics.csv"
 COLUMNS = ("epoch", "lr", "train_loss", "top1train", "top5train", "top1val", "top5val", "mAP", "loc_mAP",
            "video_top1", "video_top5", "epoch_time_s", "samples_per_s")
 
 
-class MetricsFormatError(ValueError):
+class MetricsFormatError(UserError, ValueError):
     """A metrics file that cannot be read as metrics; the message names the file and the line."""
 
 
@@ -82,7 +83,7 @@ def read_metrics(path: str) -> list[dict]:
     """
     path = metrics_path(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"metrics file not found: {path}")
+        raise MissingInputError(f"metrics file not found: {path}")
     header, raw = _read_raw(path)
     if header and "epoch" not in header:
         raise MetricsFormatError(f"{path}: no 'epoch' column in header {header}; expected {list(COLUMNS)}")

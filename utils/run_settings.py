@@ -6,6 +6,7 @@ import json
 import os
 
 from utils.atomic import atomic_write_text
+from utils.cli import InputError
 
 
 def check_or_record(path: str, wanted: dict, folder: str, write: bool = True) -> None:
@@ -17,12 +18,12 @@ def check_or_record(path: str, wanted: dict, folder: str, write: bool = True) ->
             try:
                 have = json.load(f)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON ({err}): delete it only if {folder} holds nothing "
+                raise InputError(f"{path} is not valid JSON ({err}): delete it only if {folder} holds nothing "
                                  "else") from None
         diff = sorted(k for k in wanted.keys() | have.keys() if have.get(k) != wanted.get(k))
         if diff:
             shown = "; ".join(f"{k}: {have.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
-            raise ValueError(f"{folder} holds files extracted with other settings ({path}: {shown}); use "
+            raise InputError(f"{folder} holds files extracted with other settings ({path}: {shown}); use "
                              "another folder, or delete that one to start again")
     elif write:
         atomic_write_text(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from utils.atomic import atomic_write_text
+from utils.cli import MissingInputError, UserError
 
 CLASSIFY = "classify"
 LOCALIZE = "localize"
@@ -27,7 +28,7 @@ ENCODING = "utf-8-sig"  # UTF-8, and a byte-order mark at the start (some editor
 PANDAS_MIN_BYTES = 8 << 20  # smaller files are read by numpy: importing pandas would cost more than it saves
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A malformed submission file; the message names the file, the line and what is wrong."""
 
 
@@ -219,7 +220,7 @@ def read_submission(path: str, nclass: int = 157) -> Submission:
     ``one_based_frames``'s job.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"submission file not found: {path}")
+        raise MissingInputError(f"submission file not found: {path}")
     try:
         return _read(path, nclass)
     except UnicodeDecodeError as e:  # a ValueError, but not one that names the problem

@@ -24,13 +24,15 @@ from fractions import Fraction
 
 import numpy as np
 
+from utils.cli import MissingDependency, UserError
+
 INSTALL = {"av": "PyAV is needed to decode videos: pip install av",
            "cv2": "OpenCV is needed for optical flow: pip install opencv-contrib-python-headless (TV-L1; "
                   "opencv-python-headless gives Farneback only)"}
 SHORT_BY_S = 1.0  # a stream that ends this many seconds before its container says is reported
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """A video that cannot be decoded; the message says why."""
 
 
@@ -39,7 +41,7 @@ def require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{INSTALL[module]} ({e})") from e
+        raise MissingDependency(f"{INSTALL[module]} ({e})") from e
 
 
 def instants_before(t: Fraction, fps: Fraction, tolerance: Fraction) -> int:

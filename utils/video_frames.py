@@ -27,6 +27,7 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
+from utils.cli import MissingDependency
 from utils.video_decode import (INSTALL, SHORT_BY_S, VideoError, decoded, frame_count, instants_before,  # noqa: F401
                                 open_video, require, scaled_size, short_note, to_rgb, tolerance)
 
@@ -127,7 +128,7 @@ def flow_method(method: str) -> str:
     cv2 = require("cv2")
     has_tvl1 = hasattr(getattr(cv2, "optflow", None), "DualTVL1OpticalFlow_create")
     if method == "tvl1" and not has_tvl1:
-        raise ImportError("TV-L1 flow needs OpenCV's contrib module: pip install opencv-contrib-python-headless")
+        raise MissingDependency("TV-L1 flow needs OpenCV's contrib module: pip install opencv-contrib-python-headless")
     return ("tvl1" if has_tvl1 else "farneback") if method == "auto" else method
 
 

@@ -31,6 +31,7 @@ from PIL import Image
 from datasets.demo.codes import NCLASS, flow_count, size_hw
 from datasets.demo.scene import Scene, chunks
 from utils.charades_csv import Video, file_digest, read_annotations
+from utils.cli import UserError
 from utils.cores import usable_cores
 
 RENDER_VERSION = 2  # bump when the rendering changes: existing trees are then regenerated
@@ -40,6 +41,10 @@ DEMO_TRAIN_CSV = os.path.join(REPO_ROOT, "data", "demo", "Charades_demo_train.cs
 DEMO_TEST_CSV = os.path.join(REPO_ROOT, "data", "demo", "Charades_demo_test.csv")
 DEFAULT_ROOT = "./demo_data"
 DEFAULT_QUALITY = 90
+
+
+class DemoRootError(UserError, RuntimeError):
+    """The demo root is something else than a demo tree: it is never overwritten."""
 
 
 def render_video(video: Video, root: str, seed: int = 0, size=64, flow: bool = True,
@@ -99,12 +104,12 @@ def _check_ours(path: str) -> None:
     """Refuse a ``root`` that exists and is not a demo tree (a manifest, or nothing but rgb/flow inside)."""
     if not os.path.isdir(path):
         if os.path.exists(path):
-            raise RuntimeError(f"{path} exists and is not a directory; choose another demo root")
+            raise DemoRootError(f"{path} exists and is not a directory; choose another demo root")
         return
     entries = set(os.listdir(path))
     if entries and MANIFEST not in entries and not entries <= {"rgb", "flow"}:
-        raise RuntimeError(f"{path} exists and does not look like a demo tree (no {MANIFEST}); "
-                           "refusing to overwrite it: remove it or choose another root")
+        raise DemoRootError(f"{path} exists and does not look like a demo tree (no {MANIFEST}); "
+                            "refusing to overwrite it: remove it or choose another root")
 
 
 def _scratch_prefix(root: str, kind: str) -> str:
@@ -239,6 +244,3 @@ def main(argv: Sequence[str] | None = None) -> str:
     print(f"demo data ready: {' and '.join(trees)}")
     return root
 
-
-if __name__ == "__main__":
-    main()
