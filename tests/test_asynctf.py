@@ -283,6 +283,31 @@ def test_criterion_state_round_trip(tmp_path):
         assert torch.equal(s1, s2) and torch.equal(l1, l2)
 
 
+def test_a_batch_taken_back_leaves_no_trace(tmp_path):
+    """train's --max-nonfinite skips a batch: take_back() undoes its stores (both buffers), balance counts
+    and storing orders, so the run goes on exactly as if the batch had not been there."""
+    o = make_opts(tmp_path, adjustment=True, balanceloss=True)
+    batches = list(random_batches(3, 9, o.nclass, seed=11))
+    skipped, plain = AsyncTFCriterion(o).train(), AsyncTFCriterion(o).train()
+    for k, (a, aa, target, ids, times) in enumerate(batches):
+        meta = {"id": ids, "time": times}
+        if k == 1:
+            skipped.begin_batch()
+            skipped(a.float() * float("nan"), aa, target, meta)  # its messages are NaN
+            skipped.take_back()
+            continue
+        s1, l1 = skipped(a, aa, target, meta)
+        s2, l2 = plain(a, aa, target, meta)
+        assert torch.equal(s1, s2) and torch.equal(l1, l2) and torch.isfinite(l1)
+    full1, full2 = skipped.state_dict_full(), plain.state_dict_full()
+    assert torch.equal(full1["generator"], full2["generator"]) and torch.equal(full1["positives"], full2["positives"])
+    for name in ("messages", "targets"):
+        buf1, buf2 = getattr(skipped, name), getattr(plain, name)
+        ids = sorted(buf2.rows)
+        t0 = torch.arange(len(ids)) * 7 % 40
+        assert torch.equal(buf1.read_joint(buf1.lookup(ids), t0), buf2.read_joint(buf2.lookup(ids), t0))
+
+
 def test_shared_aa_reaches_the_head_weights_like_a_per_sample_aa(tmp_path):
     """The fast path takes the matrix behind the head's expanded ``aa``; its gradients to mAAa / mAAb
     (and to a view that is not the whole base, which must fall back to ``aa[0]``) equal those of the
