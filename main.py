@@ -27,7 +27,7 @@ from models import create_model
 from utils import distributed, run_lock
 from utils.atomic import remove_leftovers
 from utils.logger import setup_logging
-from utils.metrics_log import append_metrics
+from utils.metrics_log import append_metrics, check_metrics_file
 
 log = logging.getLogger("main")
 
@@ -110,6 +110,7 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
         removed = remove_leftovers(opts.cache)
         if removed:
             log.info("removed %d temporary file(s) of interrupted saves: %s", len(removed), " ".join(removed))
+        check_metrics_file(opts.cache)  # a malformed row fails now, not after the first epoch
     seed_everything(opts.manual_seed)
     if str(opts.device).startswith("cuda"):
         torch.backends.cudnn.benchmark = True
