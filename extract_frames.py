@@ -13,6 +13,13 @@ rerun skips finished videos and removes partial folders.  ``OUT/extract_frames.j
 that shape the files, and a rerun with others is refused.  A video that cannot be opened or decodes to no
 frame is skipped (undecodable packets inside a video are skipped, as ffmpeg does); every failed, missing
 (``--ids-from``) or suspicious video of the run is listed in ``OUT/extract_frames_summary.csv``.
+
+**Hostile input.** A video whose id would be one of the tool's own files in OUT (``log.txt``, a name
+starting with ``.``, ...) is refused on its own and the others go on.  A timestamp gap is held for at most
+``MAX_GAP_S`` seconds (``utils/video_frames.py``), with a warning naming the video and the gap.  A write
+that fails (a full disk) stops the run with exit status 1, naming the error once; the videos done so far
+are kept and a rerun resumes.  The worker processes die with the main process (Linux), so a killed run
+leaves none behind holding OUT's lock.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import argparse
 import csv
 import io
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -32,6 +40,7 @@ from fractions import Fraction
 from tqdm import tqdm
 
 from utils.atomic import atomic_write_text
+from utils.cli import Failure, UserError
 from utils.charades_csv import read_annotations
 from utils.cores import usable_cores
 from utils.logger import setup_logging
@@ -61,10 +70,27 @@ class Settings:
     flow_bound: float = 20.0
 
 
+# the tool's own files in OUT: a video id must not be one of them (nor start with "." like the others)
+OWN_FILES = (PARTIAL, SETTINGS_FILE, SUMMARY_FILE, LOCK_FILE, "log.txt")
+
+
+class WriteFailed(Exception):
+    """A file of the tree could not be written (a full disk, a read-only folder): not the video's fault."""
+
+
 def write_file(path: str, data: bytes) -> None:
     """One output file (a function of its own: the tests kill a run from inside it)."""
     with open(path, "wb") as f:
         f.write(data)
+
+
+def id_problem(vid: str) -> str | None:
+    """Why ``vid`` cannot name ``OUT/<id>`` (it would be, or could clash with, one of the tool's own
+    files), or None."""
+    if vid in OWN_FILES or vid.startswith("."):
+        return (f"its id {vid!r} would be one of extract_frames.py's own files in the output folder "
+                f"({', '.join(OWN_FILES)}, or any name starting with '.'); rename the video file")
+    return None
 
 
 def write_video(vid: str, path: str, folders: tuple[str, str], settings: Settings, threads: int,
@@ -73,15 +99,21 @@ def write_video(vid: str, path: str, folders: tuple[str, str], settings: Setting
     pattern = NAMES[settings.format]
     flow = settings.flow and FlowEncoder(settings.flow_method, settings.flow_bound, settings.quality, threads)
     frames = flows = 0
+
+    def write(path: str, data: bytes) -> None:
+        try:
+            write_file(path, data)
+        except OSError as e:
+            raise WriteFailed(e) from e
     for picture, repeats in pictures(path, Fraction(settings.fps), settings.short_side, threads, notes):
         data = jpeg(picture, settings.quality)
         for _ in range(repeats):
             frames += 1
-            write_file(os.path.join(folders[0], pattern.format(id=vid, n=frames, axis="")), data)
+            write(os.path.join(folders[0], pattern.format(id=vid, n=frames, axis="")), data)
         for pair in flow.add(picture, repeats) if flow else ():
             flows += 1
             for axis, data in zip("xy", pair):
-                write_file(os.path.join(folders[1], pattern.format(id=vid, n=flows, axis=axis)), data)
+                write(os.path.join(folders[1], pattern.format(id=vid, n=flows, axis=axis)), data)
     return frames, flows
 
 
@@ -92,6 +124,7 @@ class Result:
     frames: int = 0
     flow_frames: int = 0
     message: str = ""
+    write_error: str = ""  # the OS error when the tree could not be written (the disk's fault, not the video's)
 
 
 def extract(job: tuple[str, str, tuple[str, str], Settings, int]) -> Result:
@@ -99,20 +132,28 @@ def extract(job: tuple[str, str, tuple[str, str], Settings, int]) -> Result:
     and flow roots; the RGB folder last, as it is what marks the video done."""
     vid, path, roots, settings, threads = job
     tmp = tuple(dict.fromkeys(os.path.join(root, PARTIAL, vid) for root in roots))  # one when the same
-    for folder in tmp:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
     notes: list[str] = []
     try:
+        try:
+            for folder in tmp:
+                shutil.rmtree(folder, ignore_errors=True)
+                os.makedirs(folder)
+        except OSError as e:
+            raise WriteFailed(e) from e
         frames, flow = write_video(vid, path, (tmp[0], tmp[-1]), settings, threads, notes)
-    except Exception as e:  # any failure is this video's: report it, keep going
+        try:
+            if len(tmp) == 2:  # a flow folder already there is from a run killed between the two renames
+                shutil.rmtree(os.path.join(roots[1], vid), ignore_errors=True)
+                os.replace(tmp[1], os.path.join(roots[1], vid))
+            os.replace(tmp[0], os.path.join(roots[0], vid))
+        except OSError as e:
+            raise WriteFailed(e) from e
+    except Exception as e:  # any failure is this video's (or the disk's): report it, keep going
         for folder in tmp:
             shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, WriteFailed):
+            return Result(vid, "failed", message=f"could not write: {e}", write_error=str(e))
         return Result(vid, "failed", message=str(e) if isinstance(e, VideoError) else f"{type(e).__name__}: {e}")
-    if len(tmp) == 2:  # a flow folder already there is from a run killed between the two renames
-        shutil.rmtree(os.path.join(roots[1], vid), ignore_errors=True)
-        os.replace(tmp[1], os.path.join(roots[1], vid))
-    os.replace(tmp[0], os.path.join(roots[0], vid))
     return Result(vid, "ok", frames, flow, "; ".join(notes))
 
 
@@ -147,8 +188,46 @@ def lock(out: str):
     return handle
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+def _worker_init(parent: int, lock_fd: int) -> None:
+    """A worker process: Ctrl-C is the main process's to handle; the worker dies with it (Linux's
+    PR_SET_PDEATHSIG: a killed run leaves no orphan writing into OUT/.partial), and drops its copy of the
+    lock's file (an flock lasts while any copy is open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.close(lock_fd)
+    except OSError:
+        pass
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the main process died before the line above took effect
+        os._exit(1)
+
+
+def _fps(text: str) -> Fraction:
+    """``--fps``: a number or a fraction (``30000/1001``) > 0."""
+    try:
+        fps = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate: give a number or a fraction > 0, "
+                                         "e.g. 24 or 30000/1001") from None
+    if fps <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the frame rate must be > 0")
+    return fps
+
+
+def _flow_bound(text: str) -> float:
+    """``--flow-bound``: a finite number of pixels > 0 (NaN would clip every flow to 0)."""
+    try:
+        bound = float(text)
+    except ValueError:
+        bound = math.nan
+    if not (math.isfinite(bound) and bound > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: the flow bound must be a finite number of pixels > 0, e.g. 20")
+    return bound
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("videos", help="folder searched (recursively) for video files")
     ap.add_argument("out", help="frame tree to write")
     ap.add_argument("--ids-from", metavar="CSV", help="only the videos of this annotation CSV")
-    ap.add_argument("--fps", default="24", help="output frame rate (24 for Charades; 12 for Jester); "
+    ap.add_argument("--fps", default="24", type=_fps, help="output frame rate (24 for Charades; 12 for Jester); "
                     "a fraction like 30000/1001 is exact")
     ap.add_argument("--short-side", type=int, default=0, help="scale frames to this shorter side (0: keep the size)")
     ap.add_argument("--format", choices=sorted(NAMES), default="charades",
@@ -167,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--flow", action="store_true", help="also write optical flow x/y frames (into OUT)")
     ap.add_argument("--flow-out", metavar="DIR", help="write the flow into this tree instead (implies --flow)")
     ap.add_argument("--flow-method", choices=("auto", "tvl1", "farneback"), default="auto")
-    ap.add_argument("--flow-bound", type=float, default=20.0, help="flow clipping bound in pixels")
+    ap.add_argument("--flow-bound", type=_flow_bound, default=20.0, help="flow clipping bound in pixels")
     ap.add_argument("--ext", default=VIDEO_EXTENSIONS, help="video file extensions, comma-separated")
     return ap
 
@@ -176,7 +255,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     """Extract every video not yet in OUT; returns this run's results (missing videos included)."""
     require("av")
     fps = Fraction(args.fps)
-    if fps <= 0 or not 1 <= args.quality <= 100 or args.short_side < 0 or args.flow_bound <= 0:
+    if fps <= 0 or not 1 <= args.quality <= 100 or args.short_side < 0 or not args.flow_bound > 0:
         raise ValueError("--fps and --flow-bound must be positive, --quality in 1..100, --short-side >= 0")
     flow = args.flow or bool(args.flow_out)
     settings = Settings(str(fps), args.short_side, args.format, args.quality, flow,
@@ -198,14 +277,18 @@ def run(args: argparse.Namespace) -> list[Result]:
     for root in set(roots):
         shutil.rmtree(os.path.join(root, PARTIAL), ignore_errors=True)  # left by a killed run
         os.makedirs(os.path.join(root, PARTIAL))
-    todo = [v for v in videos if not os.path.isdir(os.path.join(args.out, v))]
+    refused = {v: id_problem(v) for v in videos if id_problem(v)}
+    results += [Result(v, "failed", message=why) for v, why in refused.items()]
+    todo = [v for v in videos if v not in refused and not os.path.isdir(os.path.join(args.out, v))]
     workers = max(1, min(args.workers, len(todo)))
     threads = max(1, usable_cores() // workers)  # decoding (and flow) threads per process
     jobs = [(v, videos[v], roots, settings, threads) for v in todo]
-    log.info("%d videos, %d already extracted, %d to do (%d process%s)", len(videos), len(videos) - len(todo),
-             len(todo), workers, "es" if workers > 1 else "")
-    pool = multiprocessing.get_context().Pool(workers, _ignore_sigint) if workers > 1 else None
-    t0, frames = time.perf_counter(), 0
+    log.info("%d videos, %d already extracted, %d to do (%d process%s)%s", len(videos),
+             len(videos) - len(todo) - len(refused), len(todo), workers, "es" if workers > 1 else "",
+             f"; {len(refused)} refused (see the summary)" if refused else "")
+    pool = multiprocessing.get_context().Pool(workers, _worker_init, (os.getpid(), held.fileno())) \
+        if workers > 1 else None
+    t0, frames, disk = time.perf_counter(), 0, None
     try:
         done = pool.imap_unordered(extract, jobs) if pool else map(extract, jobs)
         with tqdm(done, total=len(jobs), unit="video", desc="extract", smoothing=0.05) as bar:
@@ -213,15 +296,26 @@ def run(args: argparse.Namespace) -> list[Result]:
                 results.append(r)
                 frames += r.frames
                 bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - t0):.0f}", refresh=False)
+                if r.write_error:  # the disk's fault: every further video would fail the same way
+                    disk = r
+                    break
     finally:
         if pool:
             pool.terminate()
             pool.join()
         held.close()
     for root in set(roots):
-        if not os.listdir(os.path.join(root, PARTIAL)):
+        if os.path.isdir(os.path.join(root, PARTIAL)) and not os.listdir(os.path.join(root, PARTIAL)):
             os.rmdir(os.path.join(root, PARTIAL))
-    write_summary(args.out, results, time.perf_counter() - t0)
+    try:
+        write_summary(args.out, results, time.perf_counter() - t0)
+    except OSError as e:  # the same full disk, most likely: the log has said it all already
+        log.warning("could not write %s: %s", os.path.join(args.out, SUMMARY_FILE), e)
+    if disk is not None:
+        done_ok = sum(r.status == "ok" for r in results)
+        raise Failure(f"could not write under {args.out}: {disk.write_error} (at video {disk.id}); stopped with "
+                      f"{done_ok} of the {len(jobs)} videos to do written: free some space (or fix the folder) "
+                      f"and run the same command again to resume")
     return results
 
 
@@ -243,13 +337,17 @@ def write_summary(out: str, results: list[Result], seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit status (0 also when some videos failed: see the summary)."""
+    """The command line; returns the exit status (0 also when some videos failed: see the summary; 1 when
+    a write failed)."""
     args = build_parser().parse_args(argv)
     try:
         run(args)
     except ImportError as e:
         print(f"extract_frames: {e}", file=sys.stderr)
         return 2
+    except (UserError, Failure) as e:
+        print(f"extract_frames: error: {e}", file=sys.stderr)
+        return e.exit_code
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"extract_frames: error: {e}", file=sys.stderr)
         return 1
