@@ -39,9 +39,10 @@ from fractions import Fraction
 
 from tqdm import tqdm
 
+from utils import run_lock
 from utils.atomic import atomic_write_text
-from utils.cli import Failure, UserError
 from utils.charades_csv import read_annotations
+from utils.cli import Failure, UserError
 from utils.cores import usable_cores
 from utils.logger import setup_logging
 from utils.run_settings import check_or_record
@@ -52,7 +53,6 @@ NAMES = {"charades": "{id}-{n:06d}{axis}.jpg", "ssv2": "{id}-{n:06d}{axis}.jpg",
 PARTIAL = ".partial"
 SETTINGS_FILE = "extract_frames.json"
 SUMMARY_FILE = "extract_frames_summary.csv"
-LOCK_FILE = ".extract_frames.lock"
 
 log = logging.getLogger("extract_frames")
 
@@ -71,7 +71,7 @@ class Settings:
 
 
 # the tool's own files in OUT: a video id must not be one of them (nor start with "." like the others)
-OWN_FILES = (PARTIAL, SETTINGS_FILE, SUMMARY_FILE, LOCK_FILE, "log.txt")
+OWN_FILES = (PARTIAL, SETTINGS_FILE, SUMMARY_FILE, run_lock.LOCK_FILE, "log.txt")
 
 
 class WriteFailed(Exception):
@@ -175,28 +175,11 @@ def find_videos(root: str, extensions: str) -> dict[str, str]:
     return found
 
 
-def lock(out: str):
-    """An exclusive lock on OUT for this run (POSIX), so that two runs never write one tree."""
-    handle = open(os.path.join(out, LOCK_FILE), "w")
-    try:
-        import fcntl
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:
-        pass
-    except OSError:
-        raise RuntimeError(f"another extract_frames.py run is writing {out}") from None
-    return handle
-
-
-def _worker_init(parent: int, lock_fd: int) -> None:
-    """A worker process: Ctrl-C is the main process's to handle; the worker dies with it (Linux's
-    PR_SET_PDEATHSIG: a killed run leaves no orphan writing into OUT/.partial), and drops its copy of the
-    lock's file (an flock lasts while any copy is open)."""
+def _worker_init(parent: int) -> None:
+    """A worker process: Ctrl-C is the main process's to handle, and the worker dies with it (Linux's
+    PR_SET_PDEATHSIG: a killed run leaves no orphan writing into OUT/.partial; the copy of OUT's lock a
+    forked worker gets is closed at fork by ``utils/run_lock.py``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        os.close(lock_fd)
-    except OSError:
-        pass
     if sys.platform.startswith("linux"):
         import ctypes
         try:
@@ -272,7 +255,18 @@ def run(args: argparse.Namespace) -> list[Result]:
     roots = (args.out, args.flow_out or args.out)
     os.makedirs(args.out, exist_ok=True)
     setup_logging(args.out)  # the console and OUT/log.txt, appended across runs
-    held = lock(args.out)
+    held = run_lock.hold(args.out, "extract_frames.py run", "write another folder")
+    try:
+        return _extract_all(args, settings, videos, results, roots)
+    finally:
+        if held:
+            held.release()
+
+
+def _extract_all(args: argparse.Namespace, settings: Settings, videos: dict[str, str], results: list[Result],
+                 roots: tuple[str, str]) -> list[Result]:
+    """The body of ``run`` once OUT is locked: the settings checked, the videos not yet done extracted, the
+    summary written; a failed write raises ``Failure`` after the summary."""
     check_or_record(os.path.join(args.out, SETTINGS_FILE), asdict(settings), args.out)
     for root in set(roots):
         shutil.rmtree(os.path.join(root, PARTIAL), ignore_errors=True)  # left by a killed run
@@ -286,8 +280,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     log.info("%d videos, %d already extracted, %d to do (%d process%s)%s", len(videos),
              len(videos) - len(todo) - len(refused), len(todo), workers, "es" if workers > 1 else "",
              f"; {len(refused)} refused (see the summary)" if refused else "")
-    pool = multiprocessing.get_context().Pool(workers, _worker_init, (os.getpid(), held.fileno())) \
-        if workers > 1 else None
+    pool = multiprocessing.get_context().Pool(workers, _worker_init, (os.getpid(),)) if workers > 1 else None
     t0, frames, disk = time.perf_counter(), 0, None
     try:
         done = pool.imap_unordered(extract, jobs) if pool else map(extract, jobs)
@@ -303,7 +296,6 @@ def run(args: argparse.Namespace) -> list[Result]:
         if pool:
             pool.terminate()
             pool.join()
-        held.close()
     for root in set(roots):
         if os.path.isdir(os.path.join(root, PARTIAL)) and not os.listdir(os.path.join(root, PARTIAL)):
             os.rmdir(os.path.join(root, PARTIAL))

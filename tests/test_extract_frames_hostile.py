@@ -1,7 +1,7 @@
 """extract_frames.py against hostile input and a failing machine: a timestamp gap bounded and named, ids
 that are the tool's own file names refused one by one, --flow-bound / --fps checked when parsed, a full
-disk making the run fail (once, by name), and workers that die with a killed run (so a rerun is not
-locked out).  Tiny videos written here with PyAV (skipped without it)."""
+disk making the run fail (once, by name), a second run refused naming the first, and workers that die
+with a killed run (so a rerun is not locked out).  Tiny videos written here with PyAV (skipped without it)."""
 import csv
 import errno
 import os
@@ -135,7 +135,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent on Linux")
-def test_workers_die_with_a_killed_run_so_a_rerun_is_not_locked_out(av, tmp_path):
+def test_workers_die_with_a_killed_run_so_a_rerun_is_not_locked_out(av, tmp_path, capsys):
     videos, out, marks = tmp_path / "v", tmp_path / "out", tmp_path / "marks"
     videos.mkdir()
     marks.mkdir()
@@ -150,6 +150,8 @@ def test_workers_die_with_a_killed_run_so_a_rerun_is_not_locked_out(av, tmp_path
             time.sleep(0.1)
         workers = [int(p) for p in os.listdir(marks)]
         assert len(workers) == 2 and run.pid not in workers
+        assert xf.main([str(videos), str(out), "--workers", "1"]) == 2  # a second run meanwhile: refused, by name
+        assert (f"is in use by another extract_frames.py run (pid {run.pid} on" in capsys.readouterr().err)
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()

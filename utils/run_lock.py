@@ -73,9 +73,9 @@ class RunLock:
         self.release()
 
 
-def hold(folder: str, what: str = "run") -> RunLock | None:
+def hold(folder: str, what: str = "run", fix: str = "give this one another --name or --cache-dir") -> RunLock | None:
     """Lock ``folder`` for this process, or raise ``RunLocked`` naming the holder (``what`` names the
-    kind of job in the message).  None where locks are not available."""
+    kind of job in the message, ``fix`` the other way out).  None where locks are not available."""
     try:
         import fcntl
     except ImportError:
@@ -87,8 +87,8 @@ def hold(folder: str, what: str = "run") -> RunLock | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunLocked(f"{folder} is in use by another {what} ({holder(path)}): wait for it to end, or give "
-                        f"this one another --name or --cache-dir") from None
+        raise RunLocked(f"{folder} is in use by another {what} ({holder(path)}): wait for it to end, or "
+                        f"{fix}") from None
     except OSError as err:  # a file system without locks (some network mounts)
         os.close(fd)
         log.warning("could not lock %s (%s): nothing stops two runs from writing it at once", path, err)
