@@ -43,12 +43,24 @@ class CombineResult:
     only_flow: list[tuple]         # keys missing from the RGB file
 
 
+class WeightsError(cli.UserError, ValueError):
+    """``--weights`` that cannot weigh two streams; the message names them and the fix."""
+
+
 def normalised(weights: tuple[float, float]) -> tuple[float, float]:
-    """``weights`` divided by their sum (the original's ``w = [x/sum(w) for x in w]``)."""
-    total = math.fsum(weights)
+    """``weights`` divided by their sum (the original's ``w = [x/sum(w) for x in w]``).  Each must be a finite
+    number >= 0 (a negative weight would turn a stream's scores upside down) and their sum finite and > 0."""
+    shown = " ".join(f"{w:g}" for w in weights)
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise WeightsError(f"--weights {shown}: each weight must be a finite number >= 0 (a negative one would "
+                           f"rank the stream's scores upside down); e.g. 0.5 0.5")
+    try:
+        total = math.fsum(weights)
+    except OverflowError:  # fsum raises where a plain sum would give inf
+        total = math.inf
     if total == 0 or not math.isfinite(total):
-        raise cli.InputError(f"--weights {' '.join(f'{w:g}' for w in weights)}: they sum to {total:g}, so they "
-                             f"cannot be normalised to sum to 1; give weights with a finite, nonzero sum (e.g. 0.5 0.5)")
+        raise WeightsError(f"--weights {shown}: they sum to {total:g}, so they cannot be normalised to sum to 1; "
+                           f"give weights with a finite, nonzero sum in the same ratio (e.g. 0.5 0.5)")
     return tuple(w / total for w in weights)
 
 
@@ -78,7 +90,8 @@ def combine(rgb_path: str, flow_path: str, out_path: str | None = None,
     Keys come in RGB file order, then the flow-only keys in flow file order.  An infinite score stays
     infinite; a stream of weight 0 contributes nothing (not ``0 * inf``).  Raises ``SubmissionError`` for
     a malformed file, two files of different kinds, or a key and class scored +inf in one file and -inf
-    in the other (their sum is undefined); ``cli.InputError`` (a ``ValueError``) for weights that sum to 0.
+    in the other (their sum is undefined); ``WeightsError`` (a ``ValueError``) for weights that are not
+    finite numbers >= 0 with a finite, nonzero sum.
     """
     weights = normalised(weights)
     rgb, flow = read_submission(rgb_path, nclass), read_submission(flow_path, nclass)

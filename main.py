@@ -26,10 +26,10 @@ from checkpoints.run_state import load_run_state, remove_stale_states, save_run_
 from checkpoints.settings import model_settings
 from datasets import check_data, class_names, get_dataset
 from models import create_model
-from utils import cli, distributed
+from utils import cli, distributed, run_lock
 from utils.atomic import remove_leftovers
 from utils.logger import setup_logging
-from utils.metrics_log import append_metrics
+from utils.metrics_log import append_metrics, check_metrics_file
 
 log = logging.getLogger("main")
 
@@ -86,13 +86,16 @@ def finish_epoch(ckpt: dict, cache: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run training (or ``--evaluate``) and return the last epoch's metrics (and ``cache``, the run's
-    directory).  Ctrl-C stops with one line saying what was kept (``SystemExit`` 130)."""
+    directory).  Ctrl-C stops with one line saying what was kept (``SystemExit`` 130).  The run folder is
+    locked for the run (``utils/run_lock.py``): a second run on it stops with ``RunLocked``."""
     opts = options.parse(argv)
     check_data(opts)  # a user without the data hears it now, not after the ImageNet download
     distributed.init(opts)
-    setup_logging(opts.cache, enabled=distributed.is_main(opts))
+    # one run per folder: a second would mix its checkpoints, submissions and metrics with this one's
+    lock = run_lock.hold(opts.cache) if distributed.is_main(opts) else None
     kept: dict = {"epoch": None, "best_epoch": None}
     try:
+        setup_logging(opts.cache, enabled=distributed.is_main(opts))
         return run(opts, kept)
     except KeyboardInterrupt:
         own = os.path.join(opts.cache, "model.pth.tar")
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> dict:
                     else f"kept {own} at epoch {kept['epoch']} (model_best.pth.tar: epoch {kept['best_epoch']}); "
                     f"to continue, run the same exp/ command again, or main.py with --resume {own}"))
         raise SystemExit(130) from None
+    finally:
+        if lock:
+            lock.release()
 
 
 def run(opts: argparse.Namespace, kept: dict) -> dict:
@@ -110,6 +116,7 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
         removed = remove_leftovers(opts.cache)
         if removed:
             log.info("removed %d temporary file(s) of interrupted saves: %s", len(removed), " ".join(removed))
+        check_metrics_file(opts.cache)  # a malformed row fails now, not after the first epoch
     seed_everything(opts.manual_seed)
     if str(opts.device).startswith("cuda"):
         torch.backends.cudnn.benchmark = True

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", default=0.9, type=float)
     p.add_argument("--weight-decay", default=1e-4, type=float)
     p.add_argument("--accum-grad", default=1, type=int, help="optimiser step every N batches")
+    p.add_argument("--max-nonfinite", default=0, type=int, metavar="N",
+                   help="training batches with a non-finite loss (NaN, inf) skipped before the run stops as "
+                        "diverged; 0: stop at the first (nothing of that epoch is saved)")
     p.add_argument("--train-size", default=1.0, type=float, help="fraction of the train loader per epoch")
     p.add_argument("--val-size", default=1.0, type=float, help="fraction of the val loader per epoch")
     # AsyncTF criterion (SPEC section 4)
@@ -152,7 +155,7 @@ RULES: dict[str, tuple] = {
     "temporal_weight": _number(0), "temporalloss_weight": _number(0), "originalloss_weight": _number(0),
     "memory_decay": _number(0, low_open=True), "memory_size": _number(1), "sigma": _number(0, low_open=True),
     "window_smooth": _number(0), "print_freq": _number(1), "world_size": _number(1),
-    "manual_seed": _number(0, 2 ** 32 - 1),
+    "manual_seed": _number(0, 2 ** 32 - 1), "max_nonfinite": _number(0),
 }
 RELEASED_MODELS = {"asynctf_rgb.pth.tar": "https://www.dropbox.com/s/1jqythww7fofyg3/asynctf_rgb.pth.tar?dl=1"}
 

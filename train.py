@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 
@@ -11,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from utils import charades_eval, distributed
+from utils.cli import UserError
 from utils.meters import AverageMeter, precision_at_k
 from utils.submission import localization_rows, write_classification, write_localization
 
@@ -70,6 +72,71 @@ def forward(model, inputs: torch.Tensor, opts: argparse.Namespace) -> tuple[torc
         return model(inputs)
 
 
+class Diverged(UserError):
+    """A non-finite loss: the run stops before anything of its epoch is saved."""
+
+
+# the options that make a loss explode, named (with their values) in the message
+SUSPECTS = ("lr", "temporal_weight", "temporalloss_weight", "memory_decay", "sigma", "originalloss_weight", "amp")
+
+
+class LossWatch:
+    """The non-finite losses of one phase.  By default (``--max-nonfinite 0``) the first one stops the run:
+    it is recorded on the device and looked at only where the loop syncs with the host anyway (every
+    ``print_freq`` batches, and the last), so watching costs no extra sync.  With a tolerance each loss is
+    looked at (one sync per batch) and up to ``--max-nonfinite`` training batches with a non-finite loss
+    are skipped (no backward, no step, not in the averages, its messages taken back out of the buffers)."""
+
+    def __init__(self, phase: str, epoch: int, nbatch: int, opts: argparse.Namespace, lr: float | None):
+        self.phase, self.epoch, self.nbatch, self.opts, self.lr = phase, epoch, nbatch, opts, lr
+        self.tolerance = getattr(opts, "max_nonfinite", 0) if phase == "train" else 0
+        self.skipped = 0
+        self.first: torch.Tensor | None = None  # index of the first non-finite loss (-1: none), and the loss
+        self.value: torch.Tensor | None = None
+
+    def skip(self, loss: torch.Tensor, i: int) -> bool:
+        """Record batch ``i``'s loss; True when it is non-finite and tolerated (skip the batch)."""
+        loss = loss.detach().float()
+        if not self.tolerance:
+            if self.first is None:
+                self.first, self.value = torch.full((), -1, device=loss.device, dtype=torch.long), loss.clone()
+            new = ~torch.isfinite(loss) & (self.first < 0)
+            self.first = torch.where(new, i, self.first)
+            self.value = torch.where(new, loss, self.value)
+            return False
+        bad, = distributed.all_sum([0.0 if math.isfinite(loss.item()) else 1.0])  # every process skips together
+        if not bad:
+            return False
+        self.skipped += 1
+        if self.skipped > self.tolerance:
+            raise Diverged(self._message(i, loss.item()))
+        log.warning("%s batch %d/%d of epoch %d: the loss is %s, batch skipped (%d of --max-nonfinite %d)",
+                    self.phase, i + 1, self.nbatch, self.epoch + 1, f"{loss.item():g}", self.skipped,
+                    self.tolerance)
+        return True
+
+    def check(self) -> None:
+        """At a host sync: stop if a non-finite loss was recorded (on any process)."""
+        if self.first is None:
+            return
+        first = int(self.first)
+        anywhere, = distributed.all_sum([float(first >= 0)])
+        if anywhere:
+            raise Diverged(self._message(first, float(self.value)) if first >= 0 else
+                           self._message(None, math.nan))
+
+    def _message(self, i: int | None, value: float) -> str:
+        where = f"batch {i + 1}/{self.nbatch}" if i is not None else "a batch of another process"
+        values = {f"--{k.replace('_', '-')}": getattr(self.opts, k, None) for k in SUSPECTS}
+        suspects = " ".join(flag if v is True else f"{flag} {v:g}" for flag, v in values.items()
+                            if v is not None and v is not False)
+        lr = "" if self.lr is None else f" at lr {self.lr:g}"
+        return (f"the run diverged: the loss of {self.phase} {where} of epoch {self.epoch + 1} is {value:g}{lr} "
+                f"({suspects}); nothing of epoch {self.epoch + 1} was saved, the checkpoints of the epochs before "
+                f"it are kept. Lower --lr (or the option that makes the loss explode) and run again"
+                + (", or let --max-nonfinite N skip up to N such batches" if self.phase == "train" else ""))
+
+
 def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.Namespace, phase: str,
                 fraction: float, scaler: torch.amp.GradScaler | None = None) -> dict:
     """The shared frame-level loop of ``train`` and ``validate``; returns the averaged metrics."""
@@ -78,14 +145,20 @@ def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.
     nbatch = max(1, int(len(loader) * fraction))
     bar = tqdm(total=nbatch, desc=f"{phase} {epoch + 1}", disable=None if distributed.is_main(opts) else True,
                leave=False)
+    watch = LossWatch(phase, epoch, nbatch, opts, optimizer.param_groups[0]["lr"] if training else None)
     end = time.time()
     for i, batch in enumerate(loader):
         if i >= nbatch:
             break
         inputs, target, meta = prepare(batch, loader, opts)
+        if watch.tolerance:
+            criterion.begin_batch()
         with torch.set_grad_enabled(training):
             a, aa = forward(model, inputs, opts)
             scores, loss = criterion(a, aa, target, meta)
+        if watch.skip(loss, i):  # a tolerated non-finite loss: no step, and its messages are taken back
+            criterion.take_back()
+            continue
         if training:
             (scaler.scale(loss) if scaler else loss).backward()
             if i % opts.accum_grad == opts.accum_grad - 1:
@@ -99,6 +172,7 @@ def _run_frames(loader, model, criterion, optimizer, epoch: int, opts: argparse.
         end = time.time()
         bar.update()
         if i % opts.print_freq == 0 or i == nbatch - 1:  # the only host syncs of the loop
+            watch.check()
             stats = {k: meters[k].avg for k in ("loss", "top1", "top5")}
             bar.set_postfix(loss=f"{stats['loss']:.4f}", prec1=f"{stats['top1']:.1f}")
             log.info("%s epoch %d [%d/%d] time %.3f loss %.4f prec@1 %.2f prec@5 %.2f", phase, epoch + 1,

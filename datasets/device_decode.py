@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from datasets.fast_frames import BatchTransform, FastTrainFrame, resized_hw
-from datasets.frame_io import FrameError, open_header
+from datasets.frame_io import WITHOUT_IT, FrameError, open_header
 from datasets.transforms import resize_size
 
 
@@ -99,7 +99,7 @@ def decode(frames: list[EncodedFrame], device: torch.device) -> list[torch.Tenso
             try:
                 out[k] = decode_image(f.data, mode=ImageReadMode.RGB).to(device, non_blocking=True)
             except RuntimeError as e:
-                raise FrameError(f"cannot read frame {f.path}: {e}") from e
+                raise FrameError(f"cannot read frame {f.path}: {e}{WITHOUT_IT}") from e
     return out
 
 

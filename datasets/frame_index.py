@@ -26,25 +26,31 @@ frames go) and ``load_splits`` does the rest.
   nearest usable frame), or stop with an ``error`` that lists them.
 - A split without a single sample is an error that names the annotation file and the data directory.
 
-The index of a split is cached in the run's cache directory, keyed by everything it depends on.
+The index of a split is cached in the run's cache directory, keyed by everything it depends on, each
+video's listing included; the listings are cached with their directories' mtimes, so a tree that changed
+(frames still being written, deleted, videos added) is noticed with one ``stat`` per video, only the
+changed videos are listed again, and the index is rebuilt, with one line saying so (``index_cache``).
+The headers of the frames an index samples are checked when it is built, where that is cheap.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from datasets.frame_files import FrameNaming, Listing, describe_gaps, list_all
+from datasets import index_cache
+from datasets.frame_files import FrameNaming, Listing, describe_gaps
+from datasets.frame_io import WITHOUT_IT
 from opts import FRAME_GAPS as GAP_POLICIES
-from utils.atomic import atomic_write
 from utils.charades_csv import file_digest
 from utils.cli import MissingInputError, UserError
 
@@ -286,32 +292,6 @@ def strided_index(index: SplitIndex, step: float, span: int = 1, listings: dict[
         skipped=np.array(skipped, dtype=str), gapped=index.gapped)
 
 
-def _write_cache(path: str, key: str, index: SplitIndex) -> None:
-    """Atomic write (temp file + os.replace): concurrent ranks or a crash never leave a half file.
-    Compressed: Charades train (~1.4M samples) takes ~2 MB instead of ~25 MB, for ~0.6 s once."""
-    arrays = {f.name: getattr(index, f.name) for f in fields(SplitIndex)}
-    arrays["split"] = np.array(index.split)
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: given a name, numpy would append ".npz" to it
-            np.savez_compressed(f, key=np.array(key), **arrays)
-    try:
-        atomic_write(path, write)
-    except OSError as e:  # the cache is an optimisation: failing to write it must not stop a run
-        log.warning("could not write the index cache %s: %s", path, e)
-
-
-def _read_cache(path: str, key: str) -> SplitIndex:
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["key"]) != key:
-            raise ValueError("key mismatch")
-        data = {f.name: z[f.name] for f in fields(SplitIndex)}
-    data["split"] = str(data["split"])
-    index = SplitIndex(**data)
-    if len(index.label_ptr) != len(index.frame) + 1 or len(index.video) != len(index.frame):
-        raise ValueError("inconsistent array lengths")
-    return index
-
-
 def _report_gaps(videos: Sequence, listings: Sequence[Listing], source: FrameSource, ann_path: str,
                  root: str, gaps: str) -> None:
     """One warning per video with a gap in its numbering (or, under ``error``, one error for all)."""
@@ -352,13 +332,28 @@ def _check_ids(videos: Sequence, ann_path: str) -> None:
                            f"(they hold '/' or '\\', or are '.' / '..'): {', '.join(map(repr, bad[:5]))}")
 
 
+def _check_frames(index: SplitIndex, relisted: set[str], root: str, source: FrameSource) -> None:
+    """The headers of the frames ``index`` samples from the videos listed now, where that is cheap; a bad
+    one is a ``DatasetError`` naming it and the way around it."""
+    paths = index_cache.sampled_paths(index, relisted, root, source.naming, source.span)
+    if len(paths) > index_cache.HEADER_CHECK_LIMIT:
+        log.info("%s %s: %d frames sampled from new or changed videos: too many to check now; a bad one is named "
+                 "when it is read", source.name, index.split, len(paths))
+        return
+    bad = index_cache.check_headers(paths)
+    if bad:
+        raise DatasetError(f"{len(bad)} frame(s) of the {index.split} split cannot be read: {'; '.join(bad[:5])}"
+                           f"{' ...' if len(bad) > 5 else ''}{WITHOUT_IT}")
+
+
 def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: FrameSource, *,
                nclass: int = 157, test_frames: int = 50, gap: int = GAP, fps: float = FPS,
                gaps: str = "skip", memo: dict | None = None) -> SplitIndex:
-    """The index of one split, from the cache when nothing it depends on has changed.
+    """The index of one split, from the cache when nothing it depends on has changed (the frame tree
+    included: ``index_cache``).
 
     ``memo`` (optional) shares the parsed annotations and listings between splits of the same file
-    (val and val_video) so the directories are listed once.
+    (val and val_video) so the directories are looked at once.
     """
     if gaps not in GAP_POLICIES:
         raise ValueError(f"unknown frame-gap policy {gaps!r}; expected one of {GAP_POLICIES}")
@@ -373,38 +368,61 @@ def load_split(ann_path: str, root: str, split: str, cache_dir: str, source: Fra
                       split=split, gap=gap, fps=fps, test_frames=test_frames, nclass=nclass, dataset=source.name,
                       naming=[source.naming.template, *source.naming.axes], placement=source.placement,
                       span=source.span, gaps=gaps, sampling=source.sampling)
-    key = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     os.makedirs(cache_dir, exist_ok=True)
-    path = os.path.join(cache_dir, f"index_{source.name}_{split}_{key[:16]}.npz")
-    if os.path.exists(path):
-        try:
-            index = _read_cache(path, key)
-            log.info("%s %s: %d samples of %d videos from the index cache %s (%d skipped without frames, "
-                     "%d with frame gaps)", source.name, split, len(index), len(index.ids), path,
-                     len(index.skipped), len(index.gapped))
-            return index
-        except Exception as e:  # a corrupt or truncated cache only costs a rebuild
-            log.warning("index cache %s is unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
     memo = {} if memo is None else memo
     mkey = (key_fields["annotations"], tuple(key_fields["depends"]), key_fields["root"], source.name, nclass)
-    if mkey not in memo:
-        videos = source.read(ann_path)
-        _check_ids(videos, ann_path)
-        listings = list_all(videos, root, source.naming)
+    if mkey not in memo:  # the annotations are parsed only when no listing cache gives their ids
+        lpath = index_cache.listings_path(cache_dir, source.name, root, source.naming, key_fields["annotations"])
+        ids = index_cache.cached_ids(lpath)
+        videos = None if ids is not None else source.read(ann_path)
+        if videos is not None:
+            _check_ids(videos, ann_path)
+            ids = [v.id for v in videos]
+        listings, changed, relisted = index_cache.fresh_listings(ids, root, source.naming, lpath)
+        if changed:
+            log.warning("%s (%s): %d of its %d videos changed under %s since they were listed (e.g. %s): listed "
+                        "again, and the index rebuilt", source.name, ann_path, len(changed), len(ids), root,
+                        ", ".join(changed[:5]))
+        memo[mkey] = {"videos": videos, "listings": listings, "relisted": relisted, "lpath": lpath}
+    entry = memo[mkey]
+    key = hashlib.sha1(json.dumps({**key_fields, "listings": index_cache.listings_digest(entry["listings"])},
+                                  sort_keys=True).encode()).hexdigest()
+    name = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"index_{source.name}_{split}_{name}.npz")  # one file, rewritten on changes
+    if os.path.exists(path):
+        try:
+            index = index_cache.read_index(path, key, SplitIndex)
+            if index is not None:
+                log.info("%s %s: %d samples of %d videos from the index cache %s (%d skipped without frames, "
+                         "%d with frame gaps)", source.name, split, len(index), len(index.ids), path,
+                         len(index.skipped), len(index.gapped))
+                return index
+        except Exception as e:  # a corrupt or truncated cache only costs a rebuild
+            log.warning("index cache %s is unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
+    if entry["videos"] is None:
+        entry["videos"] = source.read(ann_path)
+        _check_ids(entry["videos"], ann_path)
+    videos, listings = entry["videos"], entry["listings"]
+    if not entry.get("reported"):
         _report_gaps(videos, listings, source, ann_path, root, gaps)
-        memo[mkey] = (videos, listings)
-    videos, listings = memo[mkey]
+        entry["reported"] = True
     index = build_index(videos, listings, split, gap=gap, fps=fps, test_frames=test_frames, span=source.span,
                         placement=source.placement, gaps=gaps, sampling=source.sampling)
     if len(index) == 0:
         raise DatasetError(_empty_split_message(split, ann_path, root, source, len(videos), index, gaps))
+    try:
+        _check_frames(index, entry["relisted"], root, source)
+    except DatasetError:
+        with contextlib.suppress(OSError):
+            os.remove(entry["lpath"])  # so that the next run lists (and checks) every video again
+        raise
     if len(index.skipped):
         log.warning("%s %s (%s): skipped %d of %d videos with no frames under %s (e.g. %s)",
                     source.name, split, ann_path, len(index.skipped), len(videos), root,
                     ", ".join(index.skipped[:5].tolist()))
     log.info("%s %s: built %d samples of %d videos; cached in %s", source.name, split, len(index),
              len(index.ids), path)
-    _write_cache(path, key, index)
+    index_cache.write_index(path, key, index)
     return index
 
 

@@ -24,7 +24,13 @@ READ_ERRORS = (OSError, ValueError, SyntaxError)
 
 
 class FrameError(UserError, RuntimeError):
-    """A frame that is missing or cannot be decoded; the message names the file."""
+    """A frame that is missing or cannot be decoded; the message names the file and how to go on."""
+
+
+# how to go on without a bad frame (appended to every FrameError's message)
+WITHOUT_IT = ("; to go on without a bad frame, delete its file (or extract its video again): a video with a frame "
+              "missing is left out (--frame-gaps skip, the default) or sampled around it (--frame-gaps present), "
+              "and the next run notices the change")
 
 
 @contextmanager
@@ -37,9 +43,9 @@ def reading(path: str) -> Iterator[None]:
             yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise FrameError(f"cannot read frame {path}: {e} (a frame this large is not a video frame; "
-                         f"PIL.Image.MAX_IMAGE_PIXELS sets PIL's limit)") from e
+                         f"PIL.Image.MAX_IMAGE_PIXELS sets PIL's limit){WITHOUT_IT}") from e
     except READ_ERRORS as e:
-        raise FrameError(f"cannot read frame {path}: {type(e).__name__}: {e}") from e
+        raise FrameError(f"cannot read frame {path}: {type(e).__name__}: {e}{WITHOUT_IT}") from e
 
 
 def open_frame(path: str, mode: str) -> Image.Image:

@@ -12,7 +12,7 @@ from datasets.frame_files import FrameNaming
 from datasets.frame_index import LabelledVideo
 from datasets.frames import RGBFrames
 from datasets.single_label import labels_path, single_label_datasets, unique_ids
-from utils.charades_csv import AnnotationError
+from utils.charades_csv import AnnotationError, id_problem
 
 NAMING = FrameNaming("{frame:05d}.jpg")
 LABELS = "jester-v1-labels.csv"
@@ -44,6 +44,8 @@ def read_videos(path: str, classes: dict[str, int], labels: str) -> list[Labelle
             if len(parts) != 2 or not parts[0]:
                 raise AnnotationError(f"{path}, line {line}: expected 'id;label', got {text!r}")
             vid, label = parts
+            if id_problem(vid):
+                raise AnnotationError(f"{path}, line {line}: {id_problem(vid)}")
             if label not in classes:
                 raise AnnotationError(f"{path}, line {line}, video {vid}: unknown label {label!r} (not in {labels})")
             videos.append(LabelledVideo(vid, classes[label], line))

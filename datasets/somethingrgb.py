@@ -15,7 +15,7 @@ from datasets.frame_files import FrameNaming
 from datasets.frame_index import LabelledVideo
 from datasets.frames import RGBFrames
 from datasets.single_label import labels_path, single_label_datasets, unique_ids
-from utils.charades_csv import AnnotationError
+from utils.charades_csv import AnnotationError, id_problem
 
 NAMING = FrameNaming("{id}-{frame:06d}.jpg")
 LABELS = "something-something-v2-labels.json"
@@ -38,10 +38,11 @@ def read_labels(path: str) -> list[str]:
         raise AnnotationError(f"{path}: expected a JSON object {{template: class index}}")
     names: dict[int, str] = {}
     for name, index in data.items():
-        try:
-            c = int(index)  # the released file writes the indices as strings
-        except (TypeError, ValueError):
-            raise AnnotationError(f"{path}: template {name!r} has class index {index!r}, not an integer") from None
+        # the released file writes the indices as strings; 0.7 or "0.7" is an error, not class 0
+        whole = isinstance(index, int) and not isinstance(index, bool)
+        if not (whole or isinstance(index, str) and index.isascii() and index.isdigit()):
+            raise AnnotationError(f"{path}: template {name!r} has class index {index!r}, not an integer")
+        c = int(index)
         if c in names:
             raise AnnotationError(f"{path}: templates {names[c]!r} and {name!r} share class index {c}")
         names[c] = name
@@ -63,6 +64,8 @@ def read_videos(path: str, classes: dict[str, int], labels: str) -> list[Labelle
         missing = [f for f in ("id", "template") if not isinstance(entry.get(f), (str, int)) or entry.get(f) == ""]
         if missing:
             raise AnnotationError(f"{where} (id {entry.get('id', '?')}): missing field(s) {', '.join(missing)}")
+        if id_problem(str(entry["id"])):
+            raise AnnotationError(f"{where}: {id_problem(str(entry['id']))}")
         template = str(entry["template"]).replace("[", "").replace("]", "")
         if template not in classes:
             raise AnnotationError(f"{where} (id {entry['id']}): unknown template {template!r} (not in {labels})")

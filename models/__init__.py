@@ -10,7 +10,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from checkpoints import load_weights_file
+from checkpoints import CheckpointError, load_weights_file
+from checkpoints.hub import HubFileError, safe_torchvision_weights
+from utils.cli import Failure
 from models.asynctf import AsyncTFBase, AsyncTFCriterion
 from models.flow_input import widen_first_conv
 from models.vgg16flow import from_original_layout, vgg16flow
@@ -40,9 +42,10 @@ def arch_choices() -> list[str]:
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(EXTRA_ARCHS))
 
 
-def _torchvision_pretrained(arch: str, tag: str) -> nn.Module:
+def _torchvision_pretrained(arch: str, tag: str, trusted: bool = False) -> nn.Module:
     """torchvision's weights ``tag`` of ``arch`` (``IMAGENET1K_V1``: the original's ``pretrained=True``),
-    the normal way (torch hub cache, downloaded when missing)."""
+    built by torchvision from the torch hub cache (downloaded when missing), the file hash-checked and
+    loaded safely (``checkpoints/hub.py``; ``trusted``: ``--trust-checkpoint``)."""
     enum = torchvision.models.get_model_weights(arch)
     tag = tag.upper()  # torchvision's tags are upper case
     if tag not in enum.__members__:
@@ -51,7 +54,10 @@ def _torchvision_pretrained(arch: str, tag: str) -> nn.Module:
                          f"(or DEFAULT, today {enum.DEFAULT.name}): pass one as --pretrained TAG")
     weights = enum[tag]
     try:
-        return torchvision.models.get_model(arch, weights=weights)
+        with safe_torchvision_weights(trusted):
+            return torchvision.models.get_model(arch, weights=weights)
+    except (HubFileError, CheckpointError, Failure):  # a file there that is wrong or unsafe: its message
+        raise                                           # says what to do
     except Exception as err:  # no network, a proxy, a truncated download...
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         why = (str(err).strip().splitlines() or [type(err).__name__])[0]  # one line: the cause, not its trace
@@ -103,7 +109,7 @@ def build_network(opts: argparse.Namespace) -> nn.Module:
     if opts.arch in EXTRA_ARCHS:
         model = EXTRA_ARCHS[opts.arch](opts)
     elif opts.arch in torchvision.models.list_models(module=torchvision.models):
-        model = _torchvision_pretrained(opts.arch, opts.pretrained) if opts.pretrained else \
+        model = _torchvision_pretrained(opts.arch, opts.pretrained, opts.trust_checkpoint) if opts.pretrained else \
             torchvision.models.get_model(opts.arch, weights=None)
     else:
         raise InputError(f"unknown --arch {opts.arch!r}; choose one of: {', '.join(arch_choices())}")

@@ -72,6 +72,7 @@ class AsyncTFCriterion(nn.Module):
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))           # N
         self.register_buffer("positives", torch.zeros(C, dtype=torch.long))       # per-class count
         self.gather: Callable | None = None
+        self._undo: list | None = None  # what the batch since begin_batch() changed (see take_back)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _global(self, ids: list[str], times: torch.Tensor, *values: torch.Tensor, local: bool = False):
@@ -127,6 +128,7 @@ class AsyncTFCriterion(nn.Module):
         rows = self.messages.lookup(ids)
         msg2 = self.messages.read_joint(rows, times)  # [msg | fmsg], read before storing
         order = torch.randperm(len(gids), generator=generator)
+        self._remember(self.messages, gids)
         self.messages.store(rows if gids is ids else self.messages.lookup(gids), gtimes, gvalues, order)
         g2 = None
         if self.training and self.adjustment:
@@ -134,6 +136,7 @@ class AsyncTFCriterion(nn.Module):
             grows = self.targets.lookup(gids)
             # an order of its own, as the original shuffled each buffer's rows separately (two calls of
             # mset, each sorting by random()): the two FIFOs can keep different items of a video
+            self._remember(self.targets, gids)
             self.targets.store(grows, gtimes, gtarget, torch.randperm(len(gids), generator=generator))
             g2 = self.targets.read_joint(grows if gids is ids else self.targets.lookup(ids), times)  # after storing
         scale = self._balance(target, gtarget) if self.training and self.balanceloss else None
@@ -155,6 +158,27 @@ class AsyncTFCriterion(nn.Module):
         for _ in range(SYNCHRONOUS_PASSES):
             qa, loss = self._pass(a, aa, target, ids, times, video_stream, local=True)
         return self.smooth(qa), loss
+
+    # -- taking a batch back (train's --max-nonfinite skips a batch whose loss is not finite) ----------
+    def begin_batch(self) -> None:
+        """Start recording what the next forward changes, so that ``take_back()`` can undo it."""
+        self._undo = [(self.seen.clone(), self.positives.clone(), self.generator.get_state())]
+
+    def _remember(self, buffer, ids: list[str]) -> None:
+        if self._undo is not None:  # the FIFOs this store overwrites, as they are now
+            self._undo.append((buffer, buffer.export_rows(ids)))
+
+    def take_back(self) -> None:
+        """Undo the forward since ``begin_batch()``: its stored messages and targets, its balance counts
+        and its storing orders, as if the batch had never been seen (its ids stay known, reading zeros
+        where they had nothing)."""
+        (seen, positives, generator), *stores = self._undo
+        for buffer, rows in reversed(stores):
+            buffer.import_rows(rows)
+        self.seen.copy_(seen)
+        self.positives.copy_(positives)
+        self.generator.set_state(generator)
+        self._undo = None
 
     # -- state (exact resume) -------------------------------------------------------------------
     def state_dict_full(self) -> dict:

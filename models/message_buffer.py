@@ -84,10 +84,21 @@ class MessageBuffer:
             c_ring = torch.pow(1.0 / self.memory_decay, i.to(self.dtype)) * kept
             c = torch.zeros_like(c_ring).scatter_(2, oldest_first.expand(-1, 2, -1), c_ring)
         df = d.to(self.dtype)
-        k = torch.exp(-df * df / (2.0 * self.sigma ** 2))
+        k = torch.exp(-df * df / self._kernel_denominator())
         # the sum of the c_i is 0 (nothing kept: c is all zero) or at least c_0 = 1
         w = c * (k[:, None] * self.temporal_weight) / c.sum(2, keepdim=True).clamp(min=1)
         return torch.bmm(w, values).view(-1, 2 * self.nclass)
+
+    def _kernel_denominator(self) -> float:
+        """``2 sigma**2``, at least the dtype's smallest normal number: below it (sigma < ~1e-19 in float32)
+        it would round to 0 and an item at ``t0`` would give 0/0 = NaN (masked, but NaN * 0 is NaN).  The
+        times are integers, so for every other item ``exp(-d**2 / denominator)`` is 0 either way, as the
+        original's float64 ``exp(-d**2 / (2 sigma**2))`` is; above it nothing changes."""
+        try:
+            denominator = 2.0 * self.sigma ** 2
+        except OverflowError:  # sigma > ~1e154: every kernel value is 1
+            denominator = float("inf")
+        return max(denominator, torch.finfo(self.dtype).tiny)
 
     def store(self, rows: torch.Tensor, times: torch.Tensor, values: torch.Tensor, order: torch.Tensor) -> None:
         """Append ``values`` (B x C) at ``times`` in the given order, each FIFO trimmed to ``memory_size``."""

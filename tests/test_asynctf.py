@@ -45,6 +45,41 @@ def test_buffer_hand_computed():
     assert torch.equal(buf.read(buf.lookup(["new"]), torch.tensor([25]))[0], torch.zeros(1, 2))
 
 
+def kernel_read64(items, t0, C, decay, sigma, tw):
+    """The original's reading in Python floats (float64): kept items oldest first, c_i = (1/decay)**i,
+    k_i = exp(-(t_i-t0)**2 / (2 sigma**2)) (0 where 2 sigma**2 is 0 in float64 too: the limit)."""
+    out = []
+    for keep in (lambda t: t < t0, lambda t: t > t0):
+        kept = [(t, m) for t, m in items if keep(t)]
+        num, den = [0.0] * C, 0.0
+        for i, (t, m) in enumerate(kept):
+            c = (1.0 / decay) ** i
+            square = sigma * sigma  # inf above ~1e154, 0 below ~1e-162: the formula's limits there
+            k = 1.0 if square == math.inf else 0.0 if square == 0 else math.exp(-float(t - t0) ** 2 / (2 * square))
+            num = [x + c * k * v for x, v in zip(num, m)]
+            den += c
+        out += [tw * x / den if den else 0.0 for x in num]
+    return out
+
+
+@pytest.mark.parametrize("sigma", [1e-30, 1e-20, 1e-45, 1e-200, 0.7, 3.0, 150.0, 1e200])
+def test_buffer_kernel_is_the_float64_formula_at_any_sigma(sigma):
+    """--sigma 1e-30 rounded 2 sigma**2 to 0 in float32: 0/0 = NaN for an item at t0 (the original, in
+    float64, gives no messages there).  Every sigma reads as the float64 formula."""
+    C, times = 3, [5, 7, 9, 7, 4]
+    values = torch.rand(len(times), C, generator=torch.Generator().manual_seed(0))
+    buf = MessageBuffer(C, memory_size=4, memory_decay=0.8, sigma=sigma, temporal_weight=1.5)
+    buf.store(buf.lookup(["v"] * len(times)), torch.tensor(times), values, torch.arange(len(times)))
+    items = list(zip(times, values.double().tolist()))[-4:]  # the FIFO keeps the last 4
+    t0s = [7, 6, 9, 4, 100]
+    got = buf.read_joint(buf.lookup(["v"] * len(t0s)), torch.tensor(t0s)).double()
+    want = torch.tensor([kernel_read64(items, t0, C, 0.8, sigma, 1.5) for t0 in t0s], dtype=torch.float64)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+    if sigma < 1e-3:  # the kernel is 0 at every other time: no messages at all
+        assert torch.equal(got, torch.zeros_like(got))
+
+
 def test_buffer_fifo_trimming_and_persistence():
     buf = MessageBuffer(1, memory_size=2, memory_decay=1.0, sigma=1e6, temporal_weight=1.0)
     for t, m in [(1, 1.0), (2, 2.0)]:  # two separate calls: the buffer persists
@@ -246,6 +281,31 @@ def test_criterion_state_round_trip(tmp_path):
         s1, l1 = c1(a, aa, target, {"id": ids, "time": times})
         s2, l2 = c2(a, aa, target, {"id": ids, "time": times})
         assert torch.equal(s1, s2) and torch.equal(l1, l2)
+
+
+def test_a_batch_taken_back_leaves_no_trace(tmp_path):
+    """train's --max-nonfinite skips a batch: take_back() undoes its stores (both buffers), balance counts
+    and storing orders, so the run goes on exactly as if the batch had not been there."""
+    o = make_opts(tmp_path, adjustment=True, balanceloss=True)
+    batches = list(random_batches(3, 9, o.nclass, seed=11))
+    skipped, plain = AsyncTFCriterion(o).train(), AsyncTFCriterion(o).train()
+    for k, (a, aa, target, ids, times) in enumerate(batches):
+        meta = {"id": ids, "time": times}
+        if k == 1:
+            skipped.begin_batch()
+            skipped(a.float() * float("nan"), aa, target, meta)  # its messages are NaN
+            skipped.take_back()
+            continue
+        s1, l1 = skipped(a, aa, target, meta)
+        s2, l2 = plain(a, aa, target, meta)
+        assert torch.equal(s1, s2) and torch.equal(l1, l2) and torch.isfinite(l1)
+    full1, full2 = skipped.state_dict_full(), plain.state_dict_full()
+    assert torch.equal(full1["generator"], full2["generator"]) and torch.equal(full1["positives"], full2["positives"])
+    for name in ("messages", "targets"):
+        buf1, buf2 = getattr(skipped, name), getattr(plain, name)
+        ids = sorted(buf2.rows)
+        t0 = torch.arange(len(ids)) * 7 % 40
+        assert torch.equal(buf1.read_joint(buf1.lookup(ids), t0), buf2.read_joint(buf2.lookup(ids), t0))
 
 
 def test_shared_aa_reaches_the_head_weights_like_a_per_sample_aa(tmp_path):

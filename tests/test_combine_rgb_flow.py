@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from combine_rgb_flow import combine
+from combine_rgb_flow import combine, main
 from utils.charades_eval import average_precision, localize
 from utils.submission import SubmissionError, read_submission
 
@@ -40,8 +41,8 @@ def test_weights_are_normalised_to_sum_to_one(tmp_path):
     result = combine(rgb, flow, str(tmp_path / "out.txt"), weights=(1, 3), nclass=C)  # 0.25, 0.75
     assert result.weights == (0.25, 0.75)
     np.testing.assert_allclose(read_submission(result.out_path, C).scores, [[3.25, 4.25, 5.25]])
-    with pytest.raises(ValueError, match="--weights 1 -1: they sum to 0"):
-        combine(rgb, flow, str(tmp_path / "zero.txt"), weights=(1, -1), nclass=C)
+    with pytest.raises(ValueError, match="--weights 0 0: they sum to 0"):
+        combine(rgb, flow, str(tmp_path / "zero.txt"), weights=(0, 0), nclass=C)
     assert not (tmp_path / "zero.txt").exists()
 
 
@@ -55,6 +56,17 @@ def test_twelve_digits_make_no_ties_the_inputs_did_not_have(tmp_path, capsys):
     assert capsys.readouterr().out.split("\n") == ["A 0.21172805 0 0", "B 0.2117282 0 0", ""]
     fused = read_submission(combine(rgb, flow, str(tmp_path / "out.txt"), nclass=C).out_path, C).scores
     assert average_precision(fused[:, :1], np.array([[0.0], [1.0]]))[0] == 1.0
+@pytest.mark.parametrize("weights, message", [
+    (("1e308", "1e308"), r"--weights 1e\+308 1e\+308: they sum to inf.*same ratio"),  # was an OverflowError
+    (("1", "-1"), "--weights 1 -1: each weight must be a finite number >= 0"),             # was "they sum to 0"
+    (("-1", "3"), "--weights -1 3: each weight must be a finite number >= 0"),             # was accepted
+    (("nan", "1"), "--weights nan 1: each weight must be a finite number >= 0"),
+])
+def test_bad_weights_are_one_line(tmp_path, capsys, weights, message):
+    rgb, flow = write(tmp_path / "rgb.txt", ["A 1 2 3"]), write(tmp_path / "flow.txt", ["A 4 5 6"])
+    assert main([rgb, flow, "--nclass", str(C), "-o", str(tmp_path / "out.txt"), "--weights", *weights]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(f"combine_rgb_flow: error: {message}.*\n", err) and not (tmp_path / "out.txt").exists()
 
 
 def test_infinite_scores_stay_infinite(tmp_path):

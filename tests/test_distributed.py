@@ -86,3 +86,25 @@ def test_sync_batchnorm_only_where_it_makes_several_processes_one(device, world,
     assert n_sync == (20 if converted else 0)  # resnet18 has 20 BatchNorm layers
     assert all(a is b for a, b in zip(out.parameters(), params)) and list(out.state_dict()) == keys
     assert ("SyncBatchNorm needs CUDA" in caplog.text) == (device == "cpu")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, r"--world-size 4: nothing starts the other 3 processes; launch them with torchrun --nproc_per_node 4"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, r"--world-size 4: this process was started by a launcher of 2 processes "
+                                       r"\(WORLD_SIZE=2\); leave --world-size out"),
+])
+def test_world_size_without_its_launcher_is_one_line(monkeypatch, env, message):
+    """--world-size N alone used to be ignored silently (one process trained); now it says what to run."""
+    import argparse
+
+    from utils import cli, distributed
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    opts = argparse.Namespace(world_size=4, device="cpu", dist_url="env://", dist_backend="gloo")
+    with pytest.raises(cli.UserError, match=message):
+        distributed.init(opts)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    opts.world_size = 1
+    distributed.init(opts)  # the default without a launcher: one process
+    assert (opts.rank, opts.world_size) == (0, 1)

@@ -131,8 +131,9 @@ def same_checkpoint(a, b, where):
 
 
 def assert_same_files(run, ref, where):
-    names = sorted(n for n in os.listdir(run) if n != "log.txt")
-    assert names == sorted(n for n in os.listdir(ref) if n != "log.txt"), where  # also: no .tmp left over
+    own = ("log.txt", "run.lock")  # what each run writes about itself (its log, the lock's holder)
+    names = sorted(n for n in os.listdir(run) if n not in own)
+    assert names == sorted(n for n in os.listdir(ref) if n not in own), where  # also: no .tmp left over
     for name in names:
         if name.endswith(".pth.tar"):
             same_checkpoint(run / name, ref / name, (where, name))

@@ -101,6 +101,7 @@ def test_labels_file_option(flags, tmp_path):
     ("104;Swiping Sideways", r"line 3, video 104: unknown label 'Swiping Sideways'"),
     ("104 Thumb Up", r"line 3: expected 'id;label', got '104 Thumb Up'"),
     ("101;Thumb Up", r"line 3: video 101 is listed twice \(first at line 1\)"),
+    ("10 4;Thumb Up", r"line 3: the id '10 4' contains white space"),
 ])
 def test_malformed_lines_name_the_line(flags, line, message):
     path = flags[flags.index("--train-file") + 1]

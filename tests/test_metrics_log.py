@@ -106,6 +106,27 @@ def test_bad_rows_and_values_are_rejected(tmp_path):
         read_metrics(str(tmp_path / "missing.csv"))
 
 
+def test_a_malformed_row_is_named_at_start_up(tmp_path):
+    """main.py reads metrics.csv before training: a bad row stops the run with the file and line, instead of
+    failing after the first epoch (and on every rerun) without the line."""
+    append_metrics(str(tmp_path), {"epoch": 1, "lr": 0.1})
+    good = (tmp_path / "metrics.csv").read_text()
+    metrics_log.check_metrics_file(str(tmp_path))  # a good file: nothing to say
+    for bad, what in (("x", r"epoch 'x' is not an integer"), ("3,0.1,nan,1e,", r"top1train '1e' is not a number")):
+        (tmp_path / "metrics.csv").write_text(good + "2,0.1\n" + bad + "\n")
+        with pytest.raises(MetricsFormatError, match=rf"metrics.csv, line 4: {what}.*correct or delete that line"):
+            metrics_log.check_metrics_file(str(tmp_path))
+    (tmp_path / "metrics.csv").write_text(good + "x\n")
+    with pytest.raises(MetricsFormatError, match=r"metrics.csv, line 3: epoch 'x'"):  # append names it too
+        append_metrics(str(tmp_path), {"epoch": 2})
+    import main
+    flags = ["--dataset", "fake", "--arch", "resnet18", "--inputsize", "32", "--nclass", "10", "--epochs", "1",
+             "--workers", "0", "--device", "cpu", "--cache-dir", str(tmp_path.parent), "--name", tmp_path.name]
+    with pytest.raises(MetricsFormatError, match="line 3"):
+        main.main(flags)
+    assert not (tmp_path / "epoch_001.txt").exists()  # stopped before the first epoch
+
+
 def test_imports_only_the_standard_library():
     """main.py and plotting scripts import it without torch, matplotlib or the rest of the project (only
     utils.atomic and utils.cli, themselves standard library only)."""

@@ -12,6 +12,7 @@ import torch
 
 import checkpoints
 import main
+import train
 from checkpoints.run_state import StateFileError, expand_buffer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,3 +143,19 @@ def test_damaged_state_file_is_named(tmp_path, two_epochs, damage):
     log = (tmp_path / "run" / "run" / "log.txt").read_text()
     assert "--ignore-bad-state: the message buffer starts empty" in log
     assert (tmp_path / "run" / "run" / "model_003.txt").is_file()
+
+
+def test_a_diverged_epoch_saves_nothing(two_epochs, tmp_path):
+    """--lr 1e30 from epoch 2's checkpoint: the run stops in epoch 3 with one error, and every file of the
+    run is as epoch 2 left it (no checkpoint, submission, state file or metrics row of epoch 3)."""
+    cache = copy_run(two_epochs, tmp_path / "c")
+    folder = cache / "run"
+
+    def files():
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.name not in ("log.txt", "run.lock")}
+    before = files()
+    with pytest.raises(train.Diverged, match=r"the loss of train batch \d+/\d+ of epoch 3 is nan at lr 1e\+29"):
+        main.main(flags(cache, 3) + ["--resume", str(folder / "model.pth.tar"), "--lr", "1e30",
+                                     "--print-freq", "1"])
+    assert files() == before
+    assert checkpoints.load_checkpoint(str(folder / "model.pth.tar"))["epoch"] == 2

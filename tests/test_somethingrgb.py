@@ -73,12 +73,23 @@ def test_labels_file_option(flags, tmp_path):
         somethingrgb.get(opts_module.parse(flags))
 
 
+@pytest.mark.parametrize("index", [0.7, "0.7", True, "1 ", "-1"])
+def test_a_class_index_that_is_not_a_whole_number_is_an_error(flags, index):
+    labels = os.path.join(os.path.dirname(flags[flags.index("--train-file") + 1]), "something-something-v2-labels.json")
+    with open(labels, "w") as f:
+        json.dump({**LABELS, "Holding something": index}, f)
+    with pytest.raises(AnnotationError, match=r"template 'Holding something' has class index .* not an integer"):
+        somethingrgb.get(opts_module.parse(flags))
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda e: e[:1] + [{**e[1], "template": "Pushing [something] in circles"}],
      r"entry 1 \(id 12\): unknown template 'Pushing something in circles'"),
     (lambda e: e[:2] + [{"id": "13", "label": "holding a pen"}], r"entry 2 \(id 13\): missing field\(s\) template"),
     (lambda e: e + [e[0]], r"entry 4: video 11 is listed twice \(first at entry 0\)"),
     (lambda e: json.dumps(e)[:-40], r"not valid JSON \(line 1, column"),
+    (lambda e: e[:1] + [{**e[1], "id": "12 b"}], r"entry 1: the id '12 b' contains white space"),
+    (lambda e: e[:1] + [{**e[1], "id": "12\t"}], r"entry 1: the id '12\\t' contains white space"),
 ])
 def test_malformed_annotations_name_the_entry(flags, edit, message):
     path = flags[flags.index("--train-file") + 1]

@@ -1,6 +1,7 @@
 """train.py's speed options on the CPU: --amp (bf16 autocast of the network only: the criterion still
 computes in fp32), the fp16 gradient scaler choice, --channels-last, and a short run with both."""
 import argparse
+import math
 
 import pytest
 import torch
@@ -66,3 +67,48 @@ def test_amp_and_channels_last_train(tmp_path):
     rows = read_metrics(str(tmp_path / "fast"))
     assert [r["epoch"] for r in rows] == [1, 2] and 0 <= metrics["mAP"] <= 1
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in rows)
+
+
+class Rows(torch.utils.data.Dataset):
+    """Linear inputs (12 values) of one video; the rows of the batches in ``bad`` are infinite."""
+
+    def __init__(self, n: int, batch: int, bad: tuple[int, ...]):
+        g = torch.Generator().manual_seed(0)
+        self.x, self.t = torch.randn(n, 12, generator=g), (torch.rand(n, 4, generator=g) < 0.4).float()
+        for b in bad:
+            self.x[b * batch:(b + 1) * batch] = float("inf")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.t[i], {"id": "v", "time": i + 1}
+
+
+def linear_run(tmp_path, bad: tuple[int, ...], *flags):
+    """One training epoch of 6 batches of 4 (a linear AsyncTF model), batches ``bad`` with a NaN loss."""
+    o = options.parse(["--dataset", "testdata1", "--arch", "linear", "--inputsize", "12", "--nclass", "4",
+                       "--nhidden", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--lr", "0.5",
+                       "--print-freq", "10", "--cache-dir", str(tmp_path), *flags])
+    model, criterion, optimizer = create_model(o)
+    loader = torch.utils.data.DataLoader(Rows(24, 4, bad), batch_size=4)
+    return model, train.train(loader, model, criterion, optimizer, 0, o)
+
+
+def test_the_first_non_finite_loss_stops_the_run_naming_batch_lr_and_options(tmp_path):
+    model, _ = linear_run(tmp_path, ())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # the batch is named exactly although the loss is looked at only at the print sync (the last batch)
+    with pytest.raises(train.Diverged, match=r"diverged: the loss of train batch 3/6 of epoch 1 is nan at lr 0\.5 "
+                                             r"\(--lr 0\.5 --temporal-weight 1 .*--sigma 150 .*\).*nothing of "
+                                             r"epoch 1 was saved.*--max-nonfinite"):
+        linear_run(tmp_path, (2,))
+
+
+def test_max_nonfinite_skips_that_many_batches(tmp_path, caplog):
+    model, out = linear_run(tmp_path, (2,), "--max-nonfinite", "1")
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN batch never reached the weights
+    assert out["samples"] == 20 and math.isfinite(out["loss"])       # nor the averages
+    assert "train batch 3/6 of epoch 1: the loss is nan, batch skipped (1 of --max-nonfinite 1)" in caplog.text
+    with pytest.raises(train.Diverged, match="train batch 5/6 of epoch 1 is nan"):
+        linear_run(tmp_path, (2, 4), "--max-nonfinite", "1")

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from utils.video_frames import resample, scaled_size, to_uint8
+from utils.video_frames import MAX_GAP_S, resample, scaled_size, to_uint8
 
 
 def ms(*times):
@@ -51,3 +51,23 @@ def test_flow_mapping_and_sizes():
     assert to_uint8(np.array([1.0]), 10.0).tolist() == [140]  # round(255 * 11 / 20) = round(140.25)
     assert scaled_size(854, 480, 256) == (455, 256) and scaled_size(480, 854, 256) == (256, 455)
     assert scaled_size(854, 480, 0) == (854, 480) and scaled_size(100, 100, 24) == (24, 24)
+
+
+def test_a_gap_is_held_at_most_max_gap():
+    """Frames at 0, 1 and 7200 in a 1/12 s time base (tolerance 1/24): 14,402 output frames without the
+    cap; with it the 600 s gap is shown for 10 s (240 frames), and the last frame as long again."""
+    twelfth = [(Fraction(p, 12), None, p) for p in (0, 1, 7200)]
+    notes: list[str] = []
+    assert list(resample(twelfth, Fraction(24), Fraction(1, 24), notes)) == [(0, 1), (1, 240), (7200, 240)]
+    assert notes == ["timestamp gap of 599.917 s after 0.0833333 s shortened to 10 s (the frames after it come "
+                     "earlier by the difference)"]
+    # several gaps: each shortened, one note counts them; a last duration of a day is cut too
+    days = [(Fraction(0), None, "a"), (Fraction(100), None, "b"), (Fraction(105), None, "c"),
+            (Fraction(86400), Fraction(86400), "d")]
+    notes = []
+    assert list(resample(days, Fraction(1), Fraction(0), notes)) == [("a", 10), ("b", 5), ("c", 10), ("d", 10)]
+    assert notes[0].startswith("timestamp gap of 100 s after 0 s") and "1 more gap(s) over 10 s" in notes[0]
+    # a gap up to 10 s is the video's own: kept exactly, nothing said
+    notes = []
+    assert list(resample(ms(0, 10000, 10040), Fraction(24), Fraction(0), notes)) == [(0, 240), (10000, 1), (10040, 1)]
+    assert notes == [] and MAX_GAP_S == 10

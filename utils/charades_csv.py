@@ -30,6 +30,14 @@ class AnnotationError(UserError, ValueError):
     """A malformed annotation file; the message names the file, line and video."""
 
 
+def id_problem(vid: str) -> str | None:
+    """Why ``vid`` cannot be a video id (white space or control characters: a submission line, ``ID s_0
+    ...``, could not hold it), or None.  Shared by every dataset's annotation parser."""
+    if any(ch.isspace() or not ch.isprintable() for ch in vid):
+        return f"the id {vid!r} contains white space or control characters"
+    return None
+
+
 @dataclass(frozen=True)
 class Video:
     """One annotated video: its id, its actions ``(class, start, end)`` in seconds, its length."""
@@ -88,8 +96,8 @@ def read_annotations(path: str, nclass: int = 157) -> list[Video]:
                 where = f"{path}, line {reader.line_num}, video {vid or '?'}"
                 if not vid:
                     raise AnnotationError(f"{where}: empty id")
-                if any(ch.isspace() or not ch.isprintable() for ch in vid):
-                    raise AnnotationError(f"{where}: the id {vid!r} contains white space or control characters")
+                if id_problem(vid):
+                    raise AnnotationError(f"{where}: {id_problem(vid)}")
                 if vid in first_line:
                     raise AnnotationError(f"{path}: video {vid} appears twice, on lines {first_line[vid]} and "
                                           f"{reader.line_num}: each video must have one row")

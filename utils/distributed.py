@@ -12,13 +12,24 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from utils.cli import UserError
+
 log = logging.getLogger(__name__)
 
 
 def init(opts: argparse.Namespace) -> None:
     """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1); sets ``opts.rank``,
-    ``opts.local_rank``, ``opts.world_size`` and, on CUDA, one device per local process."""
+    ``opts.local_rank``, ``opts.world_size`` and, on CUDA, one device per local process.  ``--world-size N``
+    that no launcher of N processes stands behind is a ``UserError`` (it was silently ignored)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    asked = getattr(opts, "world_size", 1)
+    if asked > 1 and asked != world:  # the processes are the launcher's to start: the flag alone starts none
+        raise UserError(
+            f"--world-size {asked}: " + (f"this process was started by a launcher of {world} processes "
+                                         f"(WORLD_SIZE={world}); leave --world-size out" if "WORLD_SIZE" in os.environ
+                                         else f"nothing starts the other {asked - 1} processes; launch them with "
+                                         f"torchrun --nproc_per_node {asked} main.py ... (or exp/...py), which "
+                                         f"sets WORLD_SIZE (then --world-size can be left out)"))
     opts.rank, opts.local_rank, opts.world_size = 0, 0, max(world, 1)
     if world <= 1:
         return

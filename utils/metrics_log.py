@@ -116,6 +116,8 @@ def _existing_rows(path: str) -> list[dict[str, str]]:
     header, raw = _read_raw(path)
     rows = [row for _, row in raw]
     if tuple(header) == COLUMNS:
+        for line, row in raw:
+            _epoch(row["epoch"], f"{path}, line {line}")
         return rows
     backup = _backup_name(path)
     with open(path, "rb") as src, open(backup, "wb") as dst:
@@ -132,6 +134,34 @@ def _existing_rows(path: str) -> list[dict[str, str]]:
     for line, row in raw:
         _epoch(row["epoch"], f"{path}, line {line}")
     return [{c: row.get(c) or "" for c in COLUMNS} for row in rows]
+
+
+def check_metrics_file(cache_dir: str) -> None:
+    """Read ``<cache_dir>/metrics.csv`` as ``append_metrics`` will, at start-up, so that a malformed file
+    stops a run before its first epoch rather than after it (and on every rerun): ``MetricsFormatError``
+    names the file, the line and the fix.  A file without an ``epoch`` column is no error (``append_metrics``
+    keeps it aside as ``metrics.csv.oldN`` and starts a new one)."""
+    path = os.path.join(cache_dir, FILENAME)
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    fix = f"correct or delete that line of {path} (or move the file away) and run again"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            for row in reader:
+                where = f"{path}, line {reader.line_num}"
+                if "epoch" in header:
+                    _epoch(row["epoch"], where)
+                for c in COLUMNS[1:]:
+                    _parse(row.get(c), c, where)
+    except MetricsFormatError as err:
+        raise MetricsFormatError(f"{err}: {fix}") from None
+    except csv.Error as err:
+        raise MetricsFormatError(f"{path}, line {reader.line_num}: {err}: {fix}") from None
+    except UnicodeDecodeError as err:
+        raise MetricsFormatError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); correct it or "
+                                 "move it away and run again") from None
 
 
 def append_metrics(cache_dir: str, row: dict) -> None:

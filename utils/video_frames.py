@@ -11,6 +11,10 @@ it, ``n = max(1, ceil((D - tol) * fps))`` frames, ``D`` the end of its last fram
 without a duration, the gap before it).  At a constant rate ``r`` with ``m`` frames: ``n = ceil(m * fps / r)``
 and frame ``k`` shows source frame ``floor((k-1) * r / fps)`` (0-based).  A frame whose timestamp does
 not increase is dropped.  Each picture shown is converted once, however many output frames show it.
+A picture is held for at most ``MAX_GAP_S`` seconds: a longer gap between two timestamps (a hostile or
+broken stream: three frames at 0, 1/12 and 600 s would give 14,401 output frames; a day-long gap, two
+million), and a longer last duration, are shortened to it, the later frames moved earlier by the
+difference, with a note naming the gap.  So a video's output is bounded by its frame count.
 
 **Flow.** Flow frame ``k`` (``k = 1 .. n-1``) is the motion from output frame ``k`` to ``k+1`` in pixels of
 those frames (x rightwards, y downwards), computed on their grey levels by OpenCV's TV-L1 (the contrib
@@ -31,15 +35,39 @@ from utils.cli import MissingDependency
 from utils.video_decode import (INSTALL, SHORT_BY_S, VideoError, decoded, frame_count, instants_before,  # noqa: F401
                                 open_video, require, scaled_size, short_note, to_rgb, tolerance)
 
+MAX_GAP_S = Fraction(10)  # the longest a picture is held (see the frame rule); real videos stay far below
+
+
+def bounded_gaps(frames: Iterable[tuple[Fraction, Fraction | None, object]], notes: list[str] | None = None,
+                 max_gap: Fraction = MAX_GAP_S) -> Iterator[tuple[Fraction, Fraction | None, object]]:
+    """``frames`` with every gap between increasing timestamps, and every duration, at most ``max_gap``:
+    the frames after a longer gap come earlier by the excess.  One note (into ``notes``) names the first
+    gap shortened and counts them."""
+    shift, last, gaps = Fraction(0), None, []
+    for t, duration, picture in frames:
+        t -= shift
+        if last is not None and t - last > max_gap:
+            gaps.append((last + shift, t - last))
+            shift += t - last - max_gap
+            t = last + max_gap
+        last = t if last is None else max(last, t)
+        yield t, (min(duration, max_gap) if duration else duration), picture
+    if gaps and notes is not None:
+        (at, gap), more = gaps[0], len(gaps) - 1
+        notes.append(f"timestamp gap of {float(gap):.6g} s after {float(at):.6g} s shortened to {float(max_gap):g} s "
+                     f"(the frames after it come earlier by the difference)"
+                     + (f"; {more} more gap(s) over {float(max_gap):g} s shortened too" if more else ""))
+
 
 def resample(frames: Iterable[tuple[Fraction, Fraction | None, object]], fps: Fraction,
-             tol: Fraction) -> Iterator[tuple[object, int]]:
+             tol: Fraction, notes: list[str] | None = None) -> Iterator[tuple[object, int]]:
     """The frame rule on a stream of ``(t, duration or None, picture)`` in decoding order, ``t`` from the
     first frame: yields ``(picture, count)``, the picture shown by the next ``count`` output frames.
-    Pictures that no output instant falls on are never yielded (so never converted).  The last picture
-    fills the video up to ``frame_count`` of its end."""
+    Pictures that no output instant falls on are never yielded (so never converted).  Gaps over
+    ``MAX_GAP_S`` are shortened (``bounded_gaps``; the note goes into ``notes``).  The last picture fills the
+    video up to ``frame_count`` of its end."""
     done, held, prev_t = 0, None, None
-    for t, duration, picture in frames:
+    for t, duration, picture in bounded_gaps(frames, notes):
         if held is not None:
             if t <= held[0]:
                 continue
@@ -69,7 +97,7 @@ def stream_end(frames: Iterable[tuple[Fraction, Fraction | None, object]]) -> Fr
     whose timestamp does not increase dropped); None without frames.  ``frame_count(D)`` is the length
     ``resample`` gives the same frames."""
     held, prev_t = None, None
-    for t, duration, _ in frames:
+    for t, duration, _ in bounded_gaps(frames):
         if held is not None:
             if t <= held[0]:
                 continue
@@ -100,7 +128,7 @@ def pictures(path: str, fps: Fraction, short_side: int, threads: int,
     container, stream = open_video(path, threads)
     with container:
         size, count = None, 0
-        for frame, repeats in resample(decoded(container, stream, notes), fps, tolerance(stream)):
+        for frame, repeats in resample(decoded(container, stream, notes), fps, tolerance(stream), notes):
             size = size or scaled_size(frame.width, frame.height, short_side)
             yield Image.fromarray(to_rgb(frame, size)), repeats
             count += repeats
