@@ -142,7 +142,7 @@ def _check_infinities(rgb_part: np.ndarray, flow_part: np.ndarray, keys: list[tu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description="Fuse an RGB and a flow submission file (both classification, or both localisation) "
                     "with a weighted sum over the union of their keys, and print it (as the original: "
                     "python combine_rgb_flow.py RGB FLOW > fused.txt); a key missing from one file counts "

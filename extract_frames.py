@@ -214,7 +214,7 @@ def _flow_bound(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("videos", help="folder searched (recursively) for video files")
     ap.add_argument("out", help="frame tree to write")

@@ -12,6 +12,8 @@ import math
 import os
 import sys
 
+from utils import cli
+
 DATASETS = ("charadesrgb", "charadesflow", "charadesrgbsubset", "jesterrgb", "somethingrgb", "fake", "testdata1")
 FLIP_MODES = ("auto", "none", "original", "mirror")  # datasets/mirror.py
 FRAME_GAPS = ("skip", "present", "error")             # datasets/frame_index.py
@@ -48,7 +50,7 @@ def _pretrained(text: str) -> str | bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so scripts can add their own flags)."""
-    p = argparse.ArgumentParser(description="Asynchronous Temporal Fields (AsyncTF) on Charades")
+    p = cli.ArgumentParser(description="Asynchronous Temporal Fields (AsyncTF) on Charades")
     switch = dict(nargs="?", const=True, default=False, type=_bool)
     # data
     p.add_argument("--data", default="", help="root of the frame tree <data>/<id>/<id>-NNNNNN.jpg")

@@ -304,7 +304,7 @@ def _timeline_cmd(args) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python plot_results.py", description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(prog="python plot_results.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("curves", help="loss, prec@1 and video mAP per epoch, one or more runs")
     c.add_argument("runs", nargs="+", help="run cache directories or metrics.csv files")

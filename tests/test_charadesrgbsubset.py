@@ -4,11 +4,13 @@ evaluator against those rows, and one epoch end to end.  (The sample lists are a
 the original's prepare() in tests/test_frame_index_original.py.)"""
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import datasets
 import main
@@ -57,13 +59,16 @@ def test_val_video_25_frames_spread_over_each_video(subset):
 
 
 def test_first_101_rows_of_each_csv(tmp_path):
+    tiny = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(tiny, format="JPEG")  # the index checks the headers of the frames it samples
+    tiny = tiny.getvalue()
     ids = [f"V{k:04d}" for k in range(105)]
     (tmp_path / "ann.csv").write_text(HEADER + "".join(
         f'{vid},S,"Room, {k}",1,1,Yes,x,,y,"c00{k % 5} 0.0 0.3",0.5\n' for k, vid in enumerate(ids)))
     for vid in ids:  # names only: the index never decodes
         os.makedirs(tmp_path / "rgb" / vid)
         for f in range(1, 7):
-            (tmp_path / "rgb" / vid / f"{vid}-{f:06d}.jpg").write_bytes(b"")
+            (tmp_path / "rgb" / vid / f"{vid}-{f:06d}.jpg").write_bytes(tiny)
     opts = opts_module.parse(["--dataset", "charadesrgbsubset", "--data", str(tmp_path / "rgb"), "--train-file",
                               str(tmp_path / "ann.csv"), "--val-file", str(tmp_path / "ann.csv"), "--nclass", "5",
                               "--cache-dir", str(tmp_path / "cache")])

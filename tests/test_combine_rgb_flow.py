@@ -11,6 +11,7 @@ import pytest
 
 from combine_rgb_flow import combine, main
 from utils.charades_eval import average_precision, localize
+from utils import cli
 from utils.submission import SubmissionError, read_submission
 
 C = 3
@@ -64,7 +65,8 @@ def test_twelve_digits_make_no_ties_the_inputs_did_not_have(tmp_path, capsys):
 ])
 def test_bad_weights_are_one_line(tmp_path, capsys, weights, message):
     rgb, flow = write(tmp_path / "rgb.txt", ["A 1 2 3"]), write(tmp_path / "flow.txt", ["A 4 5 6"])
-    assert main([rgb, flow, "--nclass", str(C), "-o", str(tmp_path / "out.txt"), "--weights", *weights]) == 2
+    argv = [rgb, flow, "--nclass", str(C), "-o", str(tmp_path / "out.txt"), "--weights", *weights]
+    assert cli.run(main, argv, prog="combine_rgb_flow") == 2  # as a user runs it (utils/cli.py)
     err = capsys.readouterr().err
     assert re.fullmatch(f"combine_rgb_flow: error: {message}.*\n", err) and not (tmp_path / "out.txt").exists()
 

@@ -24,7 +24,8 @@ import extract_frames
 import get_alltest
 import main
 import plot_results
-from utils import atomic, cli
+import train
+from utils import atomic, cli, run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = "http://127.0.0.1:9"  # the discard port as a proxy: any download is refused at once
@@ -147,6 +148,8 @@ def test_a_bad_option_is_one_line_with_status_2(tmp_path, capsys):
         (main.main, ["--dataset", "fake", "--epochs", "0", *cache], prog, "argument --epochs: 0 is out of range"),
         (get_alltest.main, ["--test-frames", "0", *cache], prog, "argument --test-frames: 0 is out of range"),
         (plot_results.main, ["timeline", "a.txt", "b.csv"], "python plot_results.py", "give either --videos"),
+        (extract_frames.main, [str(tmp_path), str(tmp_path / "out"), "--fps", "fast"], prog,
+         "argument --fps: 'fast' is not a frame rate"),
     ]
     for entry, argv, prog, named in usage:
         with pytest.raises(SystemExit) as stop:
@@ -156,7 +159,6 @@ def test_a_bad_option_is_one_line_with_status_2(tmp_path, capsys):
     checked = [  # values the scripts check themselves: a cli.UserError
         (extract_features.main, ["--stride", "0", "--out", str(tmp_path / "f"), *cache], "--stride 0"),
         (combine_rgb_flow.main, ["a.txt", "b.txt", "--weights", "0", "0"], "--weights 0 0: they sum to 0"),
-        (extract_frames.main, [str(tmp_path), str(tmp_path / "out"), "--fps", "fast"], "--fps fast: not a frame rate"),
     ]
     for entry, argv, named in checked:
         assert cli.run(entry, argv, prog="x") == 2
@@ -283,7 +285,7 @@ def test_the_projects_errors_are_user_errors_and_keep_their_base():
     user = {AnnotationError: ValueError, DatasetError: ValueError, SubmissionError: ValueError,
             MetricsFormatError: ValueError, cli.InputError: ValueError, FrameError: RuntimeError,
             CheckpointError: RuntimeError, UntrustedCheckpointError: RuntimeError, StateFileError: RuntimeError,
-            PretrainedWeightsError: RuntimeError, DemoRootError: RuntimeError, extract_frames.BusyError: RuntimeError,
+            PretrainedWeightsError: RuntimeError, DemoRootError: RuntimeError, run_lock.RunLocked: Exception, train.Diverged: Exception,
             cli.MissingInputError: FileNotFoundError, cli.MissingDependency: ImportError, VideoError: Exception}
     for cls, base in user.items():
         assert issubclass(cls, cli.UserError) and issubclass(cls, base) and cls.exit_code == 2, cls

@@ -323,7 +323,7 @@ def report_against_chance(run_dir: str, gt_csv_path: str, nclass: int = 157) -> 
 # ------------------------------------------------------------------------------------ command line
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.charades_eval", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m utils.charades_eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=["classify", "localize"])
     parser.add_argument("submission", help="submission file (classification: ID + C scores; localisation: ID FRAME + C scores)")
     parser.add_argument("gt_csv", help="Charades annotation CSV (e.g. Charades_v1_test.csv)")

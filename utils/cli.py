@@ -15,6 +15,7 @@ a folder where a file was expected) is a user error too, and a full disk a failu
 from __future__ import annotations
 
 import errno
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -48,6 +49,14 @@ class MissingDependency(UserError, ImportError):
 # OSErrors raised outside the project's checks that are still the user's to fix, when they name a file
 USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 FULL_DISK = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with one-line usage errors (``<prog>: error: <message> (see --help)``, exit 2):
+    the usage block of a script with many options would bury the message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def debug_requested(argv: list[str] | None = None) -> bool:

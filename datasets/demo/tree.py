@@ -31,6 +31,7 @@ from PIL import Image
 from datasets.demo.codes import NCLASS, flow_count, size_hw
 from datasets.demo.scene import Scene, chunks
 from utils.charades_csv import Video, file_digest, read_annotations
+from utils import cli
 from utils.cli import UserError
 from utils.cores import usable_cores
 
@@ -228,7 +229,7 @@ def _size(text: str) -> int | tuple[int, int]:
 
 def main(argv: Sequence[str] | None = None) -> str:
     """``python -m datasets.demo``: render (or reuse) the demo trees; returns the root."""
-    p = argparse.ArgumentParser(prog="python -m datasets.demo",
+    p = cli.ArgumentParser(prog="python -m datasets.demo",
                                 description="Render the demo Charades frame trees (RGB and flow).")
     p.add_argument("--root", default=DEFAULT_ROOT)
     p.add_argument("--seed", type=int, default=0)

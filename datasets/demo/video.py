@@ -14,6 +14,7 @@ from fractions import Fraction
 from datasets.demo.codes import frame_count
 from datasets.demo.scene import render_frames
 from datasets.demo.tree import DEMO_TEST_CSV, DEMO_TRAIN_CSV
+from utils import cli
 from utils.atomic import atomic_write
 from utils.charades_csv import read_annotations
 
@@ -41,7 +42,7 @@ def write_demo_video(video_id: str, out: str, size: int = 64, seed: int = 0, crf
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m datasets.demo.video", description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(prog="python -m datasets.demo.video", description=__doc__.split("\n\n")[0])
     p.add_argument("id")
     p.add_argument("out")
     p.add_argument("--size", type=int, default=64)
