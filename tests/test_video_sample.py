@@ -117,3 +117,46 @@ def test_extract_frames_on_the_real_encodes(tmp_path):
         assert count == measure(os.path.join(HERE, name), FPS).nframes or name == "truncated.mp4", name
     with open(tmp_path / "rgb" / extract_frames.SUMMARY_FILE) as f:
         assert [(r["id"], r["status"]) for r in csv.DictReader(f)] == [("truncated", "warning")]
+
+
+def write_timed(av, path, pts: list[int], rate: int, gop: int) -> None:
+    """H.264 frames at ``pts`` (time base 1/rate), a keyframe every ``gop`` frames."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate, options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, rate)
+        for i, p in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 7) % 256, np.uint8), format="rgb24")
+            f.pts, f.time_base = p, Fraction(1, rate)
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+
+
+GAPPED = list(range(24)) + [24 + 12 * 11 + i for i in range(36)]  # 2 s, an 11-s gap, 3 s (at 12 fps)
+
+
+@pytest.mark.parametrize("ext, pts, gop", [
+    ("mp4", [0, 1, 2, 7200, 7201], 250),   # a 10-minute gap in the tail (after the last keyframe)
+    ("mp4", GAPPED, 12),                   # an 11-s gap before the last keyframe (keyframes 1 s apart)
+    ("mkv", GAPPED, 12),                   # the same in Matroska, whose index holds keyframes only
+])
+def test_a_timestamp_gap_is_counted_as_extract_frames_counts_it(tmp_path, ext, pts, gop):
+    """extract_frames.py holds a picture at most MAX_GAP_S (a gap is shortened): predict.py's cheap count
+    (the tail, the index) must not count the gap in full, but agree with the full decode and the tree."""
+    av = pytest.importorskip("av")
+    path = tmp_path / f"gap.{ext}"
+    write_timed(av, path, pts, 12, gop)
+    cheap, full = measure(str(path), Fraction(24)), measure(str(path), Fraction(24), cheap=False)
+    assert cheap.decoded_all  # the gap sends it down the slow path
+    assert cheap.nframes == full.nframes
+    assert extract_frames.main([str(tmp_path), str(tmp_path / "tree"), "--workers", "1", "--ext", ext]) == 0
+    assert len(os.listdir(tmp_path / "tree" / "gap")) == full.nframes < (pts[-1] / 12) * 24
+
+
+def test_keyframes_far_apart_without_a_gap_keep_the_cheap_path(tmp_path):
+    """Keyframes 12 s apart (over MAX_GAP_S) but frames every 1/12 s: the packets' timestamps clear it."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "sparse_keys.mp4"
+    write_timed(av, path, list(range(12 * 26)), 12, 144)
+    cheap, full = measure(str(path), Fraction(24)), measure(str(path), Fraction(24), cheap=False)
+    assert not cheap.decoded_all and cheap.nframes == full.nframes == 26 * 24

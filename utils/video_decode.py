@@ -30,6 +30,7 @@ INSTALL = {"av": "PyAV is needed to decode videos: pip install av",
            "cv2": "OpenCV is needed for optical flow: pip install opencv-contrib-python-headless (TV-L1; "
                   "opencv-python-headless gives Farneback only)"}
 SHORT_BY_S = 1.0  # a stream that ends this many seconds before its container says is reported
+MAX_GAP_S = Fraction(10)  # the longest a picture is held (the frame rule, utils/video_frames.bounded_gaps)
 
 
 class VideoError(UserError):

@@ -32,10 +32,9 @@ import numpy as np
 from PIL import Image
 
 from utils.cli import MissingDependency
-from utils.video_decode import (INSTALL, SHORT_BY_S, VideoError, decoded, frame_count, instants_before,  # noqa: F401
+from utils.video_decode import (INSTALL, MAX_GAP_S, SHORT_BY_S, VideoError, decoded, frame_count, instants_before,  # noqa: F401
                                 open_video, require, scaled_size, short_note, to_rgb, tolerance)
 
-MAX_GAP_S = Fraction(10)  # the longest a picture is held (see the frame rule); real videos stay far below
 
 
 def bounded_gaps(frames: Iterable[tuple[Fraction, Fraction | None, object]], notes: list[str] | None = None,

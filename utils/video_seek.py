@@ -7,7 +7,10 @@ from the keyframes before them.  Both give exactly what a full decode gives, or 
 - **The end.** The first frame's timestamp from the start, then a seek to the last keyframe and a decode
   to the end of the file.  Not trusted (None) when that tail has damaged packets, a lone frame without a
   duration, an index that points past the end of the file, or ends over ``SHORT_BY_S`` before the
-  container's declared duration (a truncated file).
+  container's declared duration (a truncated file); nor when two frames may lie over ``MAX_GAP_S`` apart
+  (the frame rule shortens such a gap, which only a full decode can place): the index's keyframes, every
+  frame lying between two of them, rule that out for free; where they are further apart, the timestamps of
+  every packet (demuxed, not decoded) say.
 - **Chosen frames.** For each output instant ``s``: the last frame with ``t <= s + tolerance``.  Before an
   instant whose keyframe (by the index) lies more than ``SEEK_COST_FRAMES`` frames past what is already
   decoded, seek (to the instant: the demuxer goes to the keyframe at or before it); otherwise go on
@@ -21,7 +24,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 
-from utils.video_decode import SHORT_BY_S, decoded_frames, declared_duration, frame_times, tolerance
+from utils.video_decode import MAX_GAP_S, SHORT_BY_S, decoded_frames, declared_duration, frame_times, tolerance
 
 SEEKABLE = ("mov", "matroska", "avi")  # demuxers (``container.format.name`` parts) with an index to seek by
 SEEK_COST_FRAMES = 8  # a seek costs about the decoder's reorder delay and a flush: a few frames
@@ -96,20 +99,40 @@ def tail_end(container, stream) -> tuple[Fraction, int] | None:
         for t, duration, frame in frame_times(decoded_frames(container, stream, notes, from_keyframe(container, stream)),
                                               first, Fraction(stream.time_base)):
             frames += 1
+            tail_start = t if frames == 1 else tail_start
             if held is not None:
                 if t <= held[0]:
                     continue
+                if t - held[0] > MAX_GAP_S:
+                    return None  # a gap the frame rule shortens, in the tail
                 prev_t = held[0]
             held = (t, duration)
+        if held is None or not gaps_bounded(container, stream, first, tail_start):
+            return None
     except Exception:  # any trouble seeking: the full decode will say what is wrong
         return None
-    if notes or held is None or (not held[1] and prev_t is None):
+    if notes or (not held[1] and prev_t is None) or (held[1] or 0) > MAX_GAP_S:
         return None
     end = held[0] + (held[1] or held[0] - prev_t)
     declared = declared_duration(container, stream)
     if declared is not None and declared - end > SHORT_BY_S:
         return None
     return end, first
+
+
+def gaps_bounded(container, stream, first: int, tail: Fraction) -> bool:
+    """Whether no two consecutive frames before ``tail`` (the last keyframe's time, from which ``tail_end``
+    decoded and checked the rest) lie over ``MAX_GAP_S`` apart.  Every frame lies between two keyframes, so
+    keyframes of the index that close together, up to ``tail``, settle it for free; otherwise (keyframes
+    far apart, or an index that holds only some of them) every packet's timestamp is read: demuxed from the
+    start, not decoded (about 1/50 of decoding the video)."""
+    keys = [k for k in keyframe_times(stream, first) if k < tail] + [tail]
+    if keys[0] <= MAX_GAP_S and all(b - a <= MAX_GAP_S for a, b in zip(keys, keys[1:])):
+        return True
+    seek(container, stream, first)
+    tb = Fraction(stream.time_base)
+    times = sorted((p.pts - first) * tb for p in container.demux(stream) if p.pts is not None)
+    return all(b - a <= MAX_GAP_S for a, b in zip(times, times[1:]))
 
 
 def keyframe_times(stream, first: int) -> list[Fraction]:
