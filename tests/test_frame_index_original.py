@@ -12,11 +12,13 @@ class-index targets of the subset are our one-hot vectors).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import replace
 
 import pytest
+from PIL import Image
 
 import opts as opts_module
 from datasets import charadesrgb, charadesrgbsubset, frame_index, jesterrgb, somethingrgb
@@ -30,10 +32,17 @@ CHARADES = {"A01": (30, "c002 0.0 0.5;c001 0.3 1.0;c002 0.1 0.3", 1.25), "B02": 
 FILLERS = {f"W{k:03d}": (5, "c001 0.0 0.2", 0.2) for k in range(100)}  # past the subset's 101 rows at k=96
 
 
+def tiny_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buf, format="JPEG")  # the index checks the headers of the frames it samples
+    return buf.getvalue()
+
+
 def touch_frames(root, vid: str, n: int, name: str) -> None:
     os.makedirs(root / vid, exist_ok=True)
+    data = tiny_jpeg()
     for f in range(1, n + 1):
-        (root / vid / name.format(vid=vid, f=f)).write_bytes(b"")
+        (root / vid / name.format(vid=vid, f=f)).write_bytes(data)
 
 
 def parse(tmp_path, *flags):
