@@ -2,10 +2,13 @@
 (Python 2 / PyTorch 0.4) loaded safely, files a safe load refuses, corrupt files, mismatched weights,
 atomic writes and a full disk."""
 import argparse
+import collections
 import errno
 import os
 import pickle
+import re
 import struct
+import subprocess
 import types
 import warnings
 
@@ -107,13 +110,14 @@ class Py2Pickler(pickle._Pickler):
     beyond 32 bits (the optimiser's ``id()`` keys) as the text INT opcode, numpy under ``numpy.core``."""
     dispatch = dict(pickle._Pickler.dispatch)
 
-    def save_bytes(self, obj):
-        n = len(obj)
-        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + obj)
-        self.memoize(obj)
+    def save_bytes(self, obj, raw=None):
+        raw = obj if raw is None else raw
+        n = len(raw)
+        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + raw)
+        self.memoize(obj)  # the object pickled (its bytes may be a temporary, whose id can come back)
 
     def save_str(self, obj):
-        self.save_bytes(obj.encode("latin1"))
+        self.save_bytes(obj, obj.encode("latin1"))
 
     def save_long(self, obj):
         if -2 ** 31 <= obj < 2 ** 31 or not -2 ** 63 <= obj < 2 ** 63:  # BININT, or a Python 2 long
@@ -161,10 +165,17 @@ def test_released_python2_format_loads_safely(tmp_path):
                                 if k in ("lr", "momentum", "dampening", "weight_decay", "nesterov")} | {"params": ids}]}
     legacy = {"epoch": 5, "arch": "resnet152", "mAP": np.float64(0.261), "optimizer": packed,
               "state_dict": {"module." + k: v.clone() for k, v in model.state_dict().items()}}
+    # a weight as an nn.Parameter (what state_dict(keep_vars=True) holds), which unpickles through
+    # torch._utils._rebuild_parameter
+    legacy["state_dict"]["module.1.mA.bias"] = torch.nn.Parameter(model.state_dict()["1.mA.bias"].clone())
     path = str(tmp_path / "asynctf_rgb.pth.tar")
     save_like_python2(legacy, path)
     raw = open(path, "rb").read()
     assert b"numpy.core.multiarray\nscalar" in raw and b"I%d\n" % ids[0] in raw
+    assert b"torch._utils\n_rebuild_parameter" in raw
+    loaded = checkpoints.load_checkpoint(path)
+    assert type(loaded["state_dict"]["module.1.mA.bias"]) is torch.nn.Parameter
+    assert type(loaded["mAP"]) is np.float64 and loaded["optimizer"]["param_groups"][0]["params"] == ids
     with pytest.raises(pickle.UnpicklingError, match="Unsupported operand"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.serialization.safe_globals(checkpoints.safe_load.EXTRA_SAFE_GLOBALS):
@@ -212,6 +223,121 @@ def test_unsafe_pickle_is_refused_unless_trusted(tmp_path, zipfile):
         checkpoints.load_checkpoint(trusted)
     assert checkpoints.load_checkpoint(trusted, trusted=True)["args"].lr == 0.1
     assert checkpoints.resume(trusted, model, trusted=True)["start_epoch"] == 0
+
+
+class Calls:
+    """Unpickles as ``func(*args)``: how a crafted file runs code."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+def old_format_file(path, payload) -> str:
+    """A Python 2 style old-format file whose pickle holds a 64-bit INT opcode (as PyTorch 0.4's
+    optimiser state did) before ``payload``: torch's own safe unpickler stops at that opcode, so only the
+    restricted unpickler stands between ``payload`` and a plain, untrusted load."""
+    save_like_python2({"optimizer": {"state": {2 ** 40: 1}}, "x": payload}, str(path))
+    with pytest.raises(pickle.UnpicklingError, match="Unsupported operand"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.load(str(path), weights_only=True, encoding="latin1")
+    return str(path)
+
+
+def dangerous_calls(marker):
+    """(global the file names, the call): those that would run code create ``marker``.  The names are
+    Python 2's (``__builtin__``), which unpickling maps to Python 3's."""
+    m = str(marker)
+    return [("posix.system", Calls(os.system, f"touch '{m}'")),
+            ("__builtin__.exec", Calls(exec, f"open({m!r}, 'w').close()")),
+            ("__builtin__.eval", Calls(eval, f"open({m!r}, 'w').close()")),
+            ("io.open", Calls(open, m, "w")),
+            ("os.makedirs", Calls(os.makedirs, m)),
+            ("commands.call", Calls(subprocess.call, ["touch", m])),  # Python 2 names subprocess "commands"
+            ("__builtin__.getattr", Calls(getattr, 1, "real")),
+            # near misses: an allowed module, a name it does not allow
+            ("collections.namedtuple", Calls(collections.namedtuple, "T", "a")),
+            ("torch._utils._rebuild_device_tensor_from_numpy",
+             Calls(torch._utils._rebuild_device_tensor_from_numpy, np.zeros(1), "float32", "cpu", False))]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_old_format_file_naming_a_global_outside_the_allowlist_runs_nothing(tmp_path, case):
+    """Every global outside the restricted unpickler's allowlist is refused before it is called: one
+    error (one line) naming the file, the global and --trust-checkpoint, and no code run."""
+    marker = tmp_path / "marker"
+    name, payload = dangerous_calls(marker)[case]
+    path = old_format_file(tmp_path / "evil.pth.tar", payload)
+    assert f"{name.rsplit('.', 1)[0]}\n{name.rsplit('.', 1)[1]}\n".encode() in open(path, "rb").read()
+    model, optimizer = tiny()
+    for load in (lambda: checkpoints.load_checkpoint(path), lambda: checkpoints.load_weights_file(path),
+                 lambda: checkpoints.resume(path, model, optimizer)):
+        with pytest.raises(checkpoints.UntrustedCheckpointError) as err:
+            load()
+        message = str(err.value)
+        assert path in message and name in message and "--trust-checkpoint" in message and "\n" not in message
+        assert not marker.exists()
+    assert sorted(os.listdir(tmp_path)) == ["evil.pth.tar"]
+
+
+def test_trust_checkpoint_loads_a_python2_pickle_with_latin1_strings(tmp_path):
+    """A Python 2 checkpoint with a non-ASCII byte string (read as latin1) and an unlisted type: refused by
+    default, loaded as written with --trust-checkpoint."""
+    model, _ = tiny()
+    path = str(tmp_path / "py2.pth.tar")
+    save_like_python2({"epoch": 2, "note": "caf\xe9 \xb5", "args": argparse.Namespace(lr=0.1),
+                       "state_dict": model.state_dict()}, path)
+    assert b"caf\xe9 \xb5" in open(path, "rb").read()  # one byte per character, as Python 2 wrote it
+    with pytest.raises(checkpoints.UntrustedCheckpointError, match="argparse.Namespace"):
+        checkpoints.load_checkpoint(path)
+    loaded = checkpoints.load_checkpoint(path, trusted=True)
+    assert loaded["note"] == "caf\xe9 \xb5" and loaded["args"].lr == 0.1 and loaded["epoch"] == 2
+    assert torch.equal(loaded["state_dict"]["1.mA.weight"], model.state_dict()["1.mA.weight"])
+    assert checkpoints.resume(path, model, trusted=True)["start_epoch"] == 2
+
+
+@pytest.fixture(params=["python2", "pytorch 0.4 format"])
+def small_old_file(request, tmp_path):
+    """A small old-format (non-zip) checkpoint with every kind of thing the released one holds."""
+    obj = {"mAP": np.float64(0.261), "ids": [2 ** 40], "p": torch.nn.Parameter(torch.ones(2))}
+    path = tmp_path / "old.pth.tar"
+    if request.param == "python2":
+        save_like_python2(obj, str(path))
+    else:
+        torch.save(obj, str(path), _use_new_zipfile_serialization=False)
+    assert checkpoints.load_checkpoint(str(path))["mAP"] == 0.261
+    return path
+
+
+def test_empty_or_truncated_old_format_file_is_an_error_naming_it(small_old_file):
+    """At every length from 0 (empty) to one byte short: a CheckpointError naming the file (torch's safe
+    unpickler raised a bare struct.error for some; others, cut inside a global's name, were refused as
+    naming an unknown global); with --trust-checkpoint too (every 4th length: that path had no gap)."""
+    data = small_old_file.read_bytes()
+    cut = small_old_file.with_name("cut.pth.tar")
+    for n in range(len(data)):
+        cut.write_bytes(data[:n])
+        for trusted in (False, True)[:1 + (n % 4 == 0)]:
+            with pytest.raises(checkpoints.CheckpointError) as err:
+                checkpoints.load_checkpoint(str(cut), trusted=trusted)
+            assert type(err.value) is checkpoints.CheckpointError and str(cut) in str(err.value), (n, trusted)
+
+
+def test_damaged_old_format_file_is_an_error_naming_it(small_old_file):
+    """A changed storage key (torch's legacy loader asserts) or encoding name (LookupError)."""
+    data = small_old_file.read_bytes()
+    key = re.findall(rb"\d{6,}", data)[-1]  # the last storage key, written once more in the key list
+    damaged = [data[:data.rindex(key)] + key[::-1] + data[data.rindex(key) + len(key):]]
+    if b"latin1" in data:
+        damaged.append(data.replace(b"latin1", b"latinX", 1))
+    for k, bad in enumerate(damaged):
+        path = small_old_file.with_name(f"damaged{k}.pth.tar")
+        path.write_bytes(bad)
+        for trusted in (False, True):
+            with pytest.raises(checkpoints.CheckpointError, match=re.escape(str(path))):
+                checkpoints.load_checkpoint(str(path), trusted=trusted)
 
 
 def test_mismatched_weights_name_file_arch_and_keys(tmp_path):
