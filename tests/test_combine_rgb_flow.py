@@ -60,6 +60,20 @@ def test_infinite_scores_stay_infinite(tmp_path):
         combine(rgb, clash, str(tmp_path / "out.txt"), nclass=C)
 
 
+def test_a_stream_of_weight_zero_adds_nothing_even_where_infinite(tmp_path):
+    """Weight 0 for either stream: the fused file is the other stream's (missing keys: zeros), even where
+    the zero-weight stream is +-inf, and against the other's -+inf (0 * inf would be NaN; a sum undefined)."""
+    rgb = write(tmp_path / "rgb.txt", ["A inf -inf 2", "B inf 0 0"])
+    flow = write(tmp_path / "flow.txt", ["A -inf inf 1", "C 5 inf -inf"])
+    flow_only = combine(rgb, flow, str(tmp_path / "flow_only.txt"), weights=(0, 2), nclass=C)
+    assert flow_only.weights == (0, 1)
+    np.testing.assert_array_equal(read_submission(flow_only.out_path, C).scores,
+                                  [[-np.inf, np.inf, 1], [0, 0, 0], [5, np.inf, -np.inf]])
+    rgb_only = combine(rgb, flow, str(tmp_path / "rgb_only.txt"), weights=(3, 0), nclass=C)
+    np.testing.assert_array_equal(read_submission(rgb_only.out_path, C).scores,
+                                  [[np.inf, -np.inf, 2], [np.inf, 0, 0], [0, 0, 0]])
+
+
 def test_localization_fusion_to_stdout_accepted_by_evaluator(tmp_path, capsys):
     rng = np.random.default_rng(0)
     rgb_s, flow_s = rng.random((2, 25, C)).round(3), rng.random((2, 25, C)).round(3)
