@@ -20,6 +20,13 @@ def test_compact_round_trip_is_exact():
         assert torch.equal(back[k], targets[k]) and back[k].dtype == targets[k].dtype, k
     messages = dict(targets, values=torch.rand(2, 2, 157, generator=g))  # not 0/1: stored as they are
     assert torch.equal(expand_buffer(compact_buffer(messages))["values"], messages["values"])
+    # times narrowed to int32 whenever they fit, its two limits included; kept as int64 past either one
+    limits = dict(targets, times=torch.tensor([[-2 ** 31, 2 ** 31 - 1], [0, 0]]))
+    assert compact_buffer(limits)["times"].dtype == torch.int32
+    for times in ([[5, 2 ** 31], [0, 0]], [[-2 ** 31 - 1, 9], [0, 0]]):
+        wide = dict(targets, times=torch.tensor(times))
+        assert compact_buffer(wide)["times"].dtype == torch.int64
+        assert torch.equal(expand_buffer(compact_buffer(wide))["times"], wide["times"])
 
 
 def test_state_file_holds_only_live_rows(tmp_path):
