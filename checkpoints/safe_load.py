@@ -92,12 +92,15 @@ def _cut_short(path: str) -> bool:
     if zipfile.is_zipfile(path):
         return False
     with open(path, "rb") as f:
-        try:
-            for _ in range(4):
+        for _ in range(4):
+            if not f.read(1):
+                return False  # the file ends between two pickles (a plain pickle is one): not inside one
+            f.seek(-1, os.SEEK_CUR)
+            try:
                 for _ in pickletools.genops(f):
                     pass
-        except ValueError:  # the file ends inside a pickle, or an unknown opcode
-            return True
+            except ValueError:  # the file ends inside this pickle, or an unknown opcode
+                return True
     return False
 
 

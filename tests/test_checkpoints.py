@@ -325,6 +325,15 @@ def test_empty_or_truncated_old_format_file_is_an_error_naming_it(small_old_file
             assert type(err.value) is checkpoints.CheckpointError and str(cut) in str(err.value), (n, trusted)
 
 
+def test_whole_plain_pickle_naming_a_global_is_refused_for_it(tmp_path):
+    """One complete pickle (no torch layout after it) is not a truncated file: the refusal names its global."""
+    marker, path = tmp_path / "marker", tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps({"x": Calls(os.makedirs, str(marker))}, protocol=2))
+    with pytest.raises(checkpoints.UntrustedCheckpointError, match="names os.makedirs"):
+        checkpoints.load_checkpoint(str(path))
+    assert not marker.exists()
+
+
 def test_damaged_old_format_file_is_an_error_naming_it(small_old_file):
     """A changed storage key (torch's legacy loader asserts) or encoding name (LookupError)."""
     data = small_old_file.read_bytes()
