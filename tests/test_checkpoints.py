@@ -298,6 +298,19 @@ def test_trust_checkpoint_loads_a_python2_pickle_with_latin1_strings(tmp_path):
     assert checkpoints.resume(path, model, trusted=True)["start_epoch"] == 2
 
 
+@pytest.mark.parametrize("trusted", [False, True])
+@pytest.mark.parametrize("int_opcode", [False, True])  # True: torch's safe unpickler gives up, the restricted one reads it
+def test_python2_strings_are_read_as_utf8_first_then_latin1(tmp_path, trusted, int_opcode):
+    """Python 2 wrote ``str`` as bytes: a file whose bytes are UTF-8 reads as that text; one with a byte
+    that is not UTF-8 reads as latin1 (every byte a character), on every path of the loader."""
+    extra = {"ids": [2 ** 40]} if int_opcode else {}
+    utf8, latin1 = str(tmp_path / "utf8.pth.tar"), str(tmp_path / "latin1.pth.tar")
+    save_like_python2({"note": "caf\xe9".encode("utf-8"), "w": torch.ones(2)} | extra, utf8)
+    save_like_python2({"note": "caf\xe9".encode("latin1"), "w": torch.ones(2)} | extra, latin1)
+    assert checkpoints.load_checkpoint(utf8, trusted=trusted)["note"] == "caf\xe9"
+    assert checkpoints.load_checkpoint(latin1, trusted=trusted)["note"] == "caf\xe9"
+
+
 @pytest.fixture(params=["python2", "pytorch 0.4 format"])
 def small_old_file(request, tmp_path):
     """A small old-format (non-zip) checkpoint with every kind of thing the released one holds."""
