@@ -298,12 +298,24 @@ def test_trust_checkpoint_loads_a_python2_pickle_with_latin1_strings(tmp_path):
     assert checkpoints.resume(path, model, trusted=True)["start_epoch"] == 2
 
 
+def test_what_torchs_own_safe_load_builds_loads_safely(tmp_path):
+    """A current (zip) file with values torch's weights_only load builds besides tensors and numbers."""
+    path = str(tmp_path / "modern.pth.tar")
+    saved = {"dtype": torch.bfloat16, "tags": {"a", "b"}, "z": complex(1, 2), "device": torch.device("cpu"),
+             "raw": bytearray(b"x"), "w": torch.ones(2, dtype=torch.bfloat16)}
+    torch.save(saved, path)
+    loaded = checkpoints.load_checkpoint(path)
+    assert loaded.keys() == saved.keys() and torch.equal(loaded.pop("w"), saved.pop("w")) and loaded == saved
+
+
 @pytest.mark.parametrize("trusted", [False, True])
 @pytest.mark.parametrize("int_opcode", [False, True])  # True: torch's safe unpickler gives up, the restricted one reads it
 def test_python2_strings_are_read_as_utf8_first_then_latin1(tmp_path, trusted, int_opcode):
     """Python 2 wrote ``str`` as bytes: a file whose bytes are UTF-8 reads as that text; one with a byte
     that is not UTF-8 reads as latin1 (every byte a character), on every path of the loader."""
     extra = {"ids": [2 ** 40]} if int_opcode else {}
+    if trusted:  # a type outside the allowlist too: only the trusted attempts can read these files
+        extra["args"] = argparse.Namespace(lr=0.1)
     utf8, latin1 = str(tmp_path / "utf8.pth.tar"), str(tmp_path / "latin1.pth.tar")
     save_like_python2({"note": "caf\xe9".encode("utf-8"), "w": torch.ones(2)} | extra, utf8)
     save_like_python2({"note": "caf\xe9".encode("latin1"), "w": torch.ones(2)} | extra, latin1)
