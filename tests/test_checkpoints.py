@@ -306,6 +306,9 @@ def test_what_torchs_own_safe_load_builds_loads_safely(tmp_path):
     torch.save(saved, path)
     loaded = checkpoints.load_checkpoint(path)
     assert loaded.keys() == saved.keys() and torch.equal(loaded.pop("w"), saved.pop("w")) and loaded == saved
+    # and in a Python 2 file with a latin1 string (torch's safe unpickler, latin1, reads it)
+    save_like_python2({"dtype": torch.float32, "tags": {"a"}, "note": "caf\xe9"}, path)
+    assert checkpoints.load_checkpoint(path) == {"dtype": torch.float32, "tags": {"a"}, "note": "caf\xe9"}
 
 
 @pytest.mark.parametrize("trusted", [False, True])
