@@ -31,6 +31,9 @@ def test_resample_tolerance_for_rounded_timestamps():
     webm = ms(0, 33, 67, 100, 133, 167, 200)
     assert shown(webm, tol=Fraction(1, 2000)) == [0, 33, 67, 100, 167, 200]
     assert shown(webm) == [0, 33, 67, 100, 133, 200]
+    # a second frame within the tolerance of the first instant is the one shown there
+    assert list(resample([(Fraction(0), None, "a"), (Fraction(1, 2000), Fraction(1, 10), "b")], Fraction(24),
+                         Fraction(1, 2000))) == [("b", 3)]
 
 
 def test_resample_edge_cases():
@@ -39,6 +42,9 @@ def test_resample_edge_cases():
     assert list(resample(ms(0, 50, 40, 100), Fraction(24), Fraction(0))) == [(0, 2), (50, 1), (100, 1)]
     assert list(resample(ms(0), Fraction(24), Fraction(0))) == [(0, 1)]  # one frame, no duration: 1
     assert list(resample([], Fraction(24), Fraction(0))) == []
+    # a last frame that no instant falls on (10..11 ms; the next instant is 41.7 ms) is never yielded
+    assert list(resample([(Fraction(0), None, 0), (Fraction(10, 1000), Fraction(1, 1000), 10)], Fraction(24),
+                         Fraction(0))) == [(0, 1)]
     # variable rate: 0, 40, 50, 120 ms, last lasting 80 ms (end 0.2 s -> ceil(4.8) = 5 frames at
     # 0, 41.7, 83.3, 125, 166.7 ms)
     vfr = [(Fraction(t, 1000), Fraction(80, 1000) if t == 120 else None, t) for t in (0, 40, 50, 120)]
@@ -51,3 +57,4 @@ def test_flow_mapping_and_sizes():
     assert to_uint8(np.array([1.0]), 10.0).tolist() == [140]  # round(255 * 11 / 20) = round(140.25)
     assert scaled_size(854, 480, 256) == (455, 256) and scaled_size(480, 854, 256) == (256, 455)
     assert scaled_size(854, 480, 0) == (854, 480) and scaled_size(100, 100, 24) == (24, 24)
+    assert scaled_size(100, 100, 1) == (1, 1) and scaled_size(300, 100, 1) == (3, 1)
