@@ -237,6 +237,7 @@ def run_tests(tree: str, tests: list[str], timeout: float) -> tuple[str, float, 
         code = 3
         try:
             os.setsid()
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             if "__pycache__" in dirnames:
                 shutil.rmtree(os.path.join(dirpath, "__pycache__"))
         sys.dont_write_bytecode = True  # inherited by the forked children
+        # a mutant of utils/atomic.py signals the test process's parent (this one) with SIGHUP
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # and by the processes the tests start
         if not args.list:
             import numpy  # noqa: F401  (imported once here, shared by every forked test run)
