@@ -90,6 +90,9 @@ def test_corrupt_and_missing(small, tmp_path):
         checkpoints.resume(str(tmp_path / "nothing.pth.tar"), model, opt)
     with pytest.raises(FileNotFoundError, match="a directory"):
         checkpoints.resume(str(tmp_path), model, opt)
+    for missing in (str(tmp_path / "nothing.pth.tar"), str(tmp_path)):  # the loader itself says so too
+        with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {re.escape(missing)}$"):
+            checkpoints.load_checkpoint(missing)
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
@@ -184,7 +187,9 @@ def test_released_python2_format_loads_safely(tmp_path):
     with torch.no_grad():
         for p in model2.parameters():
             p.zero_()
-    info = checkpoints.resume(path, model2, optimizer2)
+    with warnings.catch_warnings():  # torch's notes on old formats and load arguments are not the user's
+        warnings.simplefilter("error")
+        info = checkpoints.resume(path, model2, optimizer2)
     assert info["start_epoch"] == 5 and info["best_mAP"] == pytest.approx(0.261)  # no best_mAP: mAP is the best
     for k, v in model.state_dict().items():
         assert torch.equal(model2.state_dict()[k], v), k
