@@ -51,7 +51,7 @@ TESTS = {
     # test_resume.py's other tests rerun the same resume (killed, with workers): one is enough, and slow
     "checkpoints/run_state.py": ["tests/test_run_state.py", "tests/test_trust.py",
                                  "tests/test_resume.py::test_resume_at_epoch_boundary_is_exact[0]"],
-    "checkpoints/safe_load.py": ["tests/test_checkpoints.py", "tests/test_trust.py"],
+    "checkpoints/safe_load.py": ["tests/test_safe_load.py", "tests/test_checkpoints.py", "tests/test_trust.py"],
     "utils/atomic.py": ["tests/test_atomic.py", "tests/test_submission.py", "tests/test_checkpoints.py"],
     "combine_rgb_flow.py": ["tests/test_combine_rgb_flow.py"],
     "utils/video_frames.py": ["tests/test_video_frames.py", "tests/test_extract_frames.py"],
