@@ -5,6 +5,7 @@ import argparse
 import collections
 import os
 import pickle
+import pickletools
 import re
 import struct
 import subprocess
@@ -270,10 +271,25 @@ def test_empty_or_truncated_old_format_file_is_an_error_naming_it(small_old_file
             assert type(err.value) is checkpoints.CheckpointError and str(cut) in str(err.value), (n, trusted)
 
 
-def test_whole_plain_pickle_naming_a_global_is_refused_for_it(tmp_path):
-    """One complete pickle (no torch layout after it) is not a truncated file: the refusal names its global."""
-    marker, path = tmp_path / "marker", tmp_path / "plain.pkl"
-    path.write_bytes(pickle.dumps({"x": Calls(os.makedirs, str(marker))}, protocol=2))
+def test_whole_object_naming_a_global_is_refused_for_it(tmp_path):
+    """Not truncated where it matters, so the refusal names the global: one complete plain pickle (no torch
+    layout after it), an old-format file of pickle protocol 1, one cut off after its object (in the
+    storage keys that follow it)."""
+    marker, path = tmp_path / "marker", tmp_path / "file.pkl"
+    evil = {"x": Calls(os.makedirs, str(marker)), "w": torch.ones(2)}
+    path.write_bytes(pickle.dumps({"x": evil["x"]}, protocol=2))
+    with pytest.raises(checkpoints.UntrustedCheckpointError, match="names os.makedirs"):
+        checkpoints.load_checkpoint(str(path))
+    torch.save(evil, str(path), pickle_protocol=1, _use_new_zipfile_serialization=False)
+    with pytest.raises(checkpoints.UntrustedCheckpointError, match="names os.makedirs"):
+        checkpoints.load_checkpoint(str(path))
+    torch.save(evil, str(path), _use_new_zipfile_serialization=False)
+    with open(path, "rb") as f:
+        for _ in range(4):  # magic number, protocol, system info, the object
+            for _ in pickletools.genops(f):
+                pass
+        keys_start = f.tell()
+    path.write_bytes(path.read_bytes()[:keys_start + 3])
     with pytest.raises(checkpoints.UntrustedCheckpointError, match="names os.makedirs"):
         checkpoints.load_checkpoint(str(path))
     assert not marker.exists()

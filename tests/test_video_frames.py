@@ -62,6 +62,7 @@ def test_flow_mapping_and_sizes():
     assert scaled_size(854, 480, 256) == (455, 256) and scaled_size(480, 854, 256) == (256, 455)
     assert scaled_size(854, 480, 0) == (854, 480) and scaled_size(100, 100, 24) == (24, 24)
     assert scaled_size(100, 100, 1) == (1, 1) and scaled_size(300, 100, 1) == (3, 1)
+    assert scaled_size(120, 100, 1) == (1, 1) and scaled_size(100, 120, 1) == (1, 1)
 
 
 # -- decoding, on stand-ins for PyAV's container, stream and frames (the real videos: test_extract_frames.py)
@@ -100,8 +101,11 @@ class Container:
     def __init__(self, packets):
         self.packets, self.duration = packets, None
 
-    def demux(self, stream):
-        return iter(self.packets)
+    def demux(self, stream):  # a packet that is an exception: the demuxer raises it
+        for packet in self.packets:
+            if isinstance(packet, Exception):
+                raise packet
+            yield packet
 
     def __enter__(self):
         return self
@@ -121,6 +125,13 @@ def test_decoded_skips_bad_packets_and_says_so_once():
     assert notes == ["undecodable packet(s) skipped, first: [Errno 1094995529] Invalid data found when processing "
                      "input", "2 undecodable packets skipped in all"]
     assert len(decode([Frame(0), BAD, Frame(4)])[1]) == 1  # one bad packet: one note
+
+
+def test_decoded_ends_where_the_container_breaks():
+    broken = av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+    frames, notes = decode([Frame(0, value=1), Frame(10, value=2), broken, Frame(20, value=3)])
+    assert [v for _, _, v in frames] == [1, 2]  # each frame once; nothing after the break
+    assert notes == [f"demuxing stopped early: {broken}"]
 
 
 def test_decoded_frame_without_timestamp_follows_the_previous_one():
