@@ -15,7 +15,9 @@ from __future__ import annotations
 import codecs
 import os
 import pickle
+import pickletools
 import re
+import struct
 import types
 import warnings
 import zipfile
@@ -64,8 +66,12 @@ _restricted_pickle = types.SimpleNamespace(
     __name__=__name__, Unpickler=_RestrictedUnpickler,
     load=lambda f, **kwargs: _RestrictedUnpickler(f, **kwargs).load())
 
+# What a damaged file raises.  Old-format (non-zip) files also give: struct.error (torch's safe unpickler
+# reading a length past the end of a truncated file), AssertionError (torch's legacy loader checking the
+# storage keys) and LookupError (an unknown encoding name where a byte changed).
 _READ_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile, UnicodeDecodeError,
-                ValueError, AttributeError, ImportError, IndexError, KeyError, TypeError, OSError)
+                ValueError, AttributeError, ImportError, LookupError, TypeError, OSError, struct.error,
+                AssertionError)
 
 
 def _attempts(path: str, trusted: bool):
@@ -79,6 +85,25 @@ def _attempts(path: str, trusted: bool):
         yield {"weights_only": True, "encoding": "latin1"}
     yield {"weights_only": False, "pickle_module": _restricted_pickle}
     yield {"weights_only": False, "pickle_module": _restricted_pickle, "encoding": "latin1"}
+
+
+def _cut_short(path: str) -> bool:
+    """Whether an old-format (non-zip) file is not made of whole pickles where torch's legacy layout has
+    them (magic number, protocol, system info, the object): a file truncated inside a global's name
+    would otherwise be refused for naming, say, ``numpy.core.multiarray.sc``.  Reads opcodes only."""
+    if zipfile.is_zipfile(path):
+        return False
+    with open(path, "rb") as f:
+        for _ in range(4):
+            if not f.read(1):
+                return False  # the file ends between two pickles (a plain pickle is one): not inside one
+            f.seek(-1, os.SEEK_CUR)
+            try:
+                for _ in pickletools.genops(f):
+                    pass
+            except ValueError:  # the file ends inside this pickle, or an unknown opcode
+                return True
+    return False
 
 
 def load_checkpoint(path: str, map_location="cpu", trusted: bool = False):
@@ -99,6 +124,9 @@ def load_checkpoint(path: str, map_location="cpu", trusted: bool = False):
                 return torch.load(path, map_location=map_location, **kwargs)
         except _READ_ERRORS as err:
             refused = None if trusted else _REFUSED.search(str(err))
+            if refused and _cut_short(path):  # a name cut off by the end of the file: no global to refuse
+                errors.append("its pickle ends early")
+                break
             if refused:
                 raise UntrustedCheckpointError(
                     f"refused to load {path}: it names {refused.group(1)}, which a safe load does not allow "

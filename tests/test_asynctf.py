@@ -1,6 +1,8 @@
 """The AsyncTF head, message buffer and criterion against hand-computed values and a direct, slow
 implementation of SPEC section 4 written here (Python lists, float64, autograd hooks)."""
 import math
+import os
+import runpy
 import zlib
 
 import pytest
@@ -10,6 +12,8 @@ import torch.nn.functional as F
 import opts as options
 from models.asynctf import AsyncTFBase, AsyncTFCriterion
 from models.message_buffer import MessageBuffer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_opts(tmp_path, **kw):
@@ -258,6 +262,25 @@ def test_synchronous_mode_matches_reference(tmp_path):
     assert not torch.allclose(smooth, q)  # smoothing did something
 
 
+def test_window_smooth_1_of_the_experiments_smooths_on_the_cpu(tmp_path):
+    """--window-smooth 1 (exp/asynctf_rgb.py's value): a video's row m becomes the mean of its rows m-1..m+1
+    (fewer at the ends).  Messages off (temporal weight 0), so the unsmoothed scores are sigmoid(a) = p."""
+    exp_flags = runpy.run_path(os.path.join(ROOT, "exp", "asynctf_rgb.py"), run_name="exp")["FLAGS"]
+    assert exp_flags[exp_flags.index("--window-smooth") + 1] == "1"
+    o = options.parse(["--cache-dir", str(tmp_path), "--device", "cpu", "--window-smooth", "1", "--nclass", "2",
+                       "--temporal-weight", "0"])
+    crit = AsyncTFCriterion(o).eval()
+    p = torch.tensor([[0.1, 0.9], [0.3, 0.7], [0.5, 0.5], [0.9, 0.1], [0.3, 0.3]])
+    meta = {"id": ["v"] * 5, "time": [1, 5, 9, 13, 17]}
+    scores, _ = crit(torch.logit(p), torch.zeros(5, 2, 2), torch.zeros(5, 2), meta, synchronous=True)
+    want = torch.tensor([[0.2, 0.8],                # rows 0, 1
+                         [0.3, 0.7],                # rows 0, 1, 2
+                         [1.7 / 3, 1.3 / 3],        # rows 1, 2, 3
+                         [1.7 / 3, 0.9 / 3],        # rows 2, 3, 4
+                         [0.6, 0.2]])               # rows 3, 4
+    torch.testing.assert_close(scores, want, rtol=0, atol=1e-6)
+
+
 def test_head_shapes_and_low_rank(tmp_path):
     head = AsyncTFBase(12, 6, 2)
     a, aa = head(torch.randn(4, 12))
@@ -327,8 +350,9 @@ def test_shared_aa_reaches_the_head_weights_like_a_per_sample_aa(tmp_path):
             big = torch.zeros(o.nclass + 1, o.nclass + 1)
             big = big + F.pad(aa[0], (0, 1, 0, 1))
             aa = big[:o.nclass, :o.nclass].unsqueeze(0).expand(len(ids), -1, -1)
-        else:
-            assert crit.shared_matrix(aa).dim() == 2
+            assert crit.shared_matrix(aa) is not big and torch.equal(crit.shared_matrix(aa), aa[0])
+        else:  # the very C x C matrix the head expanded, so no gradient of B x C x C is ever made
+            assert crit.shared_matrix(aa) is aa._base and aa._base.shape == (o.nclass, o.nclass)
         for _ in range(2):  # the second batch reads the first one's messages
             _, loss = crit(a, aa, target, {"id": ids, "time": times})
         loss.backward()
@@ -336,3 +360,7 @@ def test_shared_aa_reaches_the_head_weights_like_a_per_sample_aa(tmp_path):
     assert grads[0].abs().sum() > 0
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
     assert torch.allclose(grads[0], grads[2], rtol=1e-5, atol=1e-7)
+    # a broadcast aa with no view base (torch.compile's outputs lose theirs): its first matrix
+    matrix = torch.randn(o.nclass, o.nclass)
+    aa = matrix.expand(len(ids), -1, -1).detach()
+    assert aa._base is None and aa.stride(0) == 0 and torch.equal(AsyncTFCriterion.shared_matrix(aa), matrix)

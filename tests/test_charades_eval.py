@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from utils.charades_eval import (average_precision, classify, localize, localize_gt, mean_ap,
-                                 mean_ap_with_positives)
+from utils.charades_eval import (average_precision, chance_map, classify, localize, localize_gt, mean_ap,
+                                 mean_ap_with_positives, report_against_chance)
 from utils.submission import SubmissionError
 
 HEADER = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length".split(",")
@@ -91,11 +91,39 @@ def test_class_without_positives_is_nan(tmp_path):
     assert w == pytest.approx(WAP)
 
 
-def test_localization_file_rejected_by_classify(tmp_path):
+def test_each_kind_of_file_rejected_by_the_other_evaluator(tmp_path):
     gt = write_gt(tmp_path / "gt.csv", CLS_GT)
-    sub = write_lines(tmp_path / "sub.txt", ["A 1 0.5 0.2"])
-    with pytest.raises(SubmissionError, match="localize"):
-        classify(sub, gt, nclass=2)
+    with pytest.raises(SubmissionError, match="a localize file .* evaluate it with 'localize'"):
+        classify(write_lines(tmp_path / "loc.txt", ["A 1 0.5 0.2"]), gt, nclass=2)
+    with pytest.raises(SubmissionError, match="a classify file .* evaluate it with 'classify'"):
+        localize(write_lines(tmp_path / "cls.txt", ["A 0.5 0.2"]), gt, nclass=2)
+
+
+@pytest.mark.filterwarnings("ignore:.*missing from the submission")
+def test_chance_of_identical_rows_is_their_map(tmp_path):
+    """Rows all alike: shuffling them across videos changes nothing.  Class 0, GT order A B C E then D (no
+    actions: -inf), labels 0 1 1 1 0: AP = (1/2 + 2/3 + 3/4)/3 = 23/36; class 1, labels 1 0 1 0 0: 5/6."""
+    gt = write_gt(tmp_path / "gt.csv", CLS_GT)
+    sub = write_lines(tmp_path / "sub.txt", [f"{v} 0.5 0.5" for v in "ABCDE"])
+    ap, _, _ = classify(sub, gt, nclass=2)
+    np.testing.assert_allclose(ap, [23 / 36, 5 / 6], rtol=1e-12)
+    assert chance_map(sub, gt, nclass=2, trials=3) == pytest.approx(53 / 72, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:.*missing from the submission")
+def test_report_against_chance_reads_the_last_epoch_file(tmp_path, capsys):
+    """Among a run's files (other epochs, localisation files, the log), the last epoch_NNN.txt."""
+    gt = write_gt(tmp_path / "gt.csv", CLS_GT)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_lines(run / "epoch_001.txt", [f"{v} 0.5 0.5" for v in "ABCDE"])
+    write_lines(run / "epoch_002.txt", CLS_SUB)
+    write_lines(run / "localize_002.txt", ["A 1 0.5 0.2"])
+    write_lines(run / "log.txt", ["epoch 2 done"])
+    write_lines(run / "epoch_003.csv", ["not a submission"])
+    got, chance = report_against_chance(str(run), gt, nclass=2)
+    assert got == pytest.approx(MAP) and 0 < chance < 1
+    assert f"{run / 'epoch_002.txt'}: official video mAP {MAP:.4f} over 2 classes" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------- localisation
@@ -139,6 +167,16 @@ def test_localize_hand_computed(tmp_path):
     np.testing.assert_allclose(ap, [LOC_AP0, LOC_AP1], rtol=1e-12)
     assert m == pytest.approx((LOC_AP0 + LOC_AP1) / 2)
     assert w == pytest.approx((4 * LOC_AP0 + 1 * LOC_AP1) / 5)
+
+
+def test_localize_ignores_frames_past_25(tmp_path):
+    """Rows whose frame is not one of 1..25 match no ground-truth row, as in Charades_v1_localize.m (its map
+    from 'ID-NNN' frame ids is only asked for frames 1..25): the APs are unchanged, scored high as they are."""
+    gt = write_gt(tmp_path / "gt.csv", LOC_GT)
+    extra = ["V 26 0.99 0.99", "W 26 0.99 0.99", "Z 1000 0.99 0.99", "V -3 0.99 0.99", "W 2147483647 0.99 0.99"]
+    with pytest.warns(UserWarning, match="1 of 75 frame"):     # V5 is still the only missing frame
+        ap, _, _ = localize(write_lines(tmp_path / "loc.txt", loc_lines() + extra), gt, nclass=2)
+    np.testing.assert_allclose(ap, [LOC_AP0, LOC_AP1], rtol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore:.*missing from the submission")
@@ -210,6 +248,21 @@ def test_average_precision_rows_equals_aligned_matrix():
     rows = rng.integers(-1, 50, 300)
     aligned = np.where(rows[:, None] >= 0, sub[np.maximum(rows, 0)], -np.inf)
     np.testing.assert_allclose(average_precision(sub, gt, rows=rows), slow_ap(aligned, gt), rtol=0, atol=1e-12)
+
+
+def test_average_precision_edge_shapes():
+    # one submission row scoring GT row 1, none for GT row 0 (-inf): the scored negative ranks first
+    ap = average_precision([np.array([0.7])], np.array([[1], [0]]), rows=np.array([-1, 0]))
+    assert ap.tolist() == [0.5]
+    assert average_precision([], np.zeros((0, 0), bool)).shape == (0,)  # no rows, no classes: no APs
+    # class ids past int16 (below 2**15 classes the positives are grouped by a sort of int16 ids)
+    ncls = 2 ** 15 + 3
+    gt = np.zeros((2, ncls), bool)
+    gt[0, -1] = gt[1, 5] = gt[1, 2 ** 15] = True
+    scores = np.zeros((2, ncls))
+    scores[1] = 1.0                                     # row 1 ranks first in every class
+    ap = average_precision(scores, gt)
+    assert (ap[-1], ap[5], ap[2 ** 15]) == (0.5, 1.0, 1.0) and np.isnan(ap).sum() == ncls - 3
 
 
 def test_average_precision_tiny_hand_case():

@@ -1,13 +1,9 @@
-"""Checkpoints: round trip, resume with the optimiser state, the released model's legacy format
-(Python 2 / PyTorch 0.4) loaded safely, files a safe load refuses, corrupt files, mismatched weights,
-atomic writes and a full disk."""
-import argparse
+"""Checkpoints: round trip, resume with the optimiser state, the released model's legacy format, corrupt
+and missing files, mismatched weights, atomic writes and a full disk (reading files safely, the Python 2
+format included: test_safe_load.py)."""
 import errno
 import os
-import pickle
-import struct
-import types
-import warnings
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +12,7 @@ import torch
 import checkpoints
 import opts as options
 from models import create_model
+from test_safe_load import tiny
 from utils.atomic import WriteError
 
 
@@ -87,6 +84,9 @@ def test_corrupt_and_missing(small, tmp_path):
         checkpoints.resume(str(tmp_path / "nothing.pth.tar"), model, opt)
     with pytest.raises(FileNotFoundError, match="a directory"):
         checkpoints.resume(str(tmp_path), model, opt)
+    for missing in (str(tmp_path / "nothing.pth.tar"), str(tmp_path)):  # the loader itself says so too
+        with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {re.escape(missing)}$"):
+            checkpoints.load_checkpoint(missing)
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
@@ -100,118 +100,6 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path):
         checkpoints.atomic_torch_save({"x": Boom()}, path)
     assert checkpoints.load_checkpoint(path) == {"x": 1}
     assert os.listdir(tmp_path) == ["model.pth.tar"]
-
-
-class Py2Pickler(pickle._Pickler):
-    """Writes what Python 2's pickle wrote for PyTorch 0.4: ``str`` as SHORT_BINSTRING (bytes), ints
-    beyond 32 bits (the optimiser's ``id()`` keys) as the text INT opcode, numpy under ``numpy.core``."""
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_bytes(self, obj):
-        n = len(obj)
-        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + obj)
-        self.memoize(obj)
-
-    def save_str(self, obj):
-        self.save_bytes(obj.encode("latin1"))
-
-    def save_long(self, obj):
-        if -2 ** 31 <= obj < 2 ** 31 or not -2 ** 63 <= obj < 2 ** 63:  # BININT, or a Python 2 long
-            return pickle._Pickler.save_long(self, obj)
-        self.write(pickle.INT + repr(obj).encode() + b"\n")
-
-    def save_global(self, obj, name=None):
-        if getattr(obj, "__module__", None) == "numpy._core.multiarray":
-            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n" + (name or obj.__name__).encode() + b"\n")
-            return self.memoize(obj)
-        return pickle._Pickler.save_global(self, obj, name)
-
-    dispatch.update({bytes: save_bytes, str: save_str, int: save_long, types.FunctionType: save_global,
-                     type: save_global, types.BuiltinFunctionType: save_global})
-
-
-def save_like_python2(obj, path):
-    py2 = types.SimpleNamespace(__name__="py2pickle", Pickler=Py2Pickler,
-                                dump=lambda o, f, protocol=2: Py2Pickler(f, protocol).dump(o))
-    torch.save(obj, path, pickle_module=py2, pickle_protocol=2, _use_new_zipfile_serialization=False)
-
-
-def tiny():
-    o = argparse.Namespace(inputsize=4, nclass=3, nhidden=2, arch="linear", pretrained=False, pretrained_weights="",
-                           dataset="testdata1", device="cpu", lr=0.1, momentum=0.9, weight_decay=0.0,
-                           memory_size=2, memory_decay=1.0, sigma=1.0, temporal_weight=1.0, temporalloss_weight=1.0,
-                           originalloss_weight=1.0, adjustment=False, balanceloss=False, window_smooth=0,
-                           manual_seed=0, trust_checkpoint=False)
-    model, _, optimizer = create_model(o)
-    a, aa = model(torch.ones(2, 4))
-    (a.sum() + aa.sum()).backward()
-    optimizer.step()
-    return model, optimizer
-
-
-def test_released_python2_format_loads_safely(tmp_path):
-    """Python 2 pickles the way the released asynctf_rgb.pth.tar was written: torch's safe unpickler
-    cannot parse their INT opcodes, the restricted one does, and no unsafe global is needed."""
-    model, optimizer = tiny()
-    sd = optimizer.state_dict()
-    ids = [id(p) for p in model.parameters()]  # PyTorch 0.4 keyed the optimiser state by id()
-    assert max(ids) >= 2 ** 31
-    packed = {"state": {ids[i]: v for i, v in sd["state"].items()},
-              "param_groups": [{k: v for k, v in sd["param_groups"][0].items()
-                                if k in ("lr", "momentum", "dampening", "weight_decay", "nesterov")} | {"params": ids}]}
-    legacy = {"epoch": 5, "arch": "resnet152", "mAP": np.float64(0.261), "optimizer": packed,
-              "state_dict": {"module." + k: v.clone() for k, v in model.state_dict().items()}}
-    path = str(tmp_path / "asynctf_rgb.pth.tar")
-    save_like_python2(legacy, path)
-    raw = open(path, "rb").read()
-    assert b"numpy.core.multiarray\nscalar" in raw and b"I%d\n" % ids[0] in raw
-    with pytest.raises(pickle.UnpicklingError, match="Unsupported operand"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with torch.serialization.safe_globals(checkpoints.safe_load.EXTRA_SAFE_GLOBALS):
-            torch.load(path, weights_only=True, encoding="latin1")
-    model2, optimizer2 = tiny()
-    with torch.no_grad():
-        for p in model2.parameters():
-            p.zero_()
-    info = checkpoints.resume(path, model2, optimizer2)
-    assert info["start_epoch"] == 5 and info["best_mAP"] == pytest.approx(0.261)  # no best_mAP: mAP is the best
-    for k, v in model.state_dict().items():
-        assert torch.equal(model2.state_dict()[k], v), k
-    for i, p in enumerate(model2.parameters()):
-        assert torch.equal(optimizer2.state[p]["momentum_buffer"], sd["state"][i]["momentum_buffer"])
-
-
-class Marker:
-    """A pickle that runs code: unpickling it creates a file."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.makedirs, (self.path,))
-
-
-@pytest.mark.parametrize("zipfile", [True, False])
-def test_unsafe_pickle_is_refused_unless_trusted(tmp_path, zipfile):
-    model, _ = tiny()
-    marker = tmp_path / "marker"
-    evil = str(tmp_path / "evil.pth.tar")
-    torch.save({"state_dict": model.state_dict(), "x": Marker(str(marker))}, evil,
-               _use_new_zipfile_serialization=zipfile)
-    for load in (lambda: checkpoints.load_checkpoint(evil), lambda: checkpoints.load_weights_file(evil),
-                 lambda: checkpoints.resume(evil, model)):
-        with pytest.raises(checkpoints.UntrustedCheckpointError, match=r"evil\.pth\.tar.*--trust-checkpoint"):
-            load()
-    assert not marker.exists()
-    # a checkpoint with a harmless but unlisted type (here the original saved no such thing; many
-    # projects pickle their argparse options): refused by default, loaded with --trust-checkpoint
-    trusted = str(tmp_path / "with_args.pth.tar")
-    torch.save({"state_dict": model.state_dict(), "args": argparse.Namespace(lr=0.1)}, trusted,
-               _use_new_zipfile_serialization=zipfile)
-    with pytest.raises(checkpoints.UntrustedCheckpointError, match="argparse.Namespace"):
-        checkpoints.load_checkpoint(trusted)
-    assert checkpoints.load_checkpoint(trusted, trusted=True)["args"].lr == 0.1
-    assert checkpoints.resume(trusted, model, trusted=True)["start_epoch"] == 0
 
 
 def test_mismatched_weights_name_file_arch_and_keys(tmp_path):

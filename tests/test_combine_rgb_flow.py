@@ -86,6 +86,35 @@ def test_infinite_scores_stay_infinite(tmp_path):
         combine(rgb, clash, str(tmp_path / "out.txt"), nclass=C)
 
 
+def test_a_stream_of_weight_zero_adds_nothing_even_where_infinite(tmp_path):
+    """Weight 0 for either stream: the fused file is the other stream's (missing keys: zeros), even where
+    the zero-weight stream is +-inf, and against the other's -+inf (0 * inf would be NaN; a sum undefined)."""
+    rgb = write(tmp_path / "rgb.txt", ["A inf -inf 2", "B inf 0 0"])
+    flow = write(tmp_path / "flow.txt", ["A -inf inf 1", "C 5 inf -inf"])
+    flow_only = combine(rgb, flow, str(tmp_path / "flow_only.txt"), weights=(0, 2), nclass=C)
+    assert flow_only.weights == (0, 1)
+    np.testing.assert_array_equal(read_submission(flow_only.out_path, C).scores,
+                                  [[-np.inf, np.inf, 1], [0, 0, 0], [5, np.inf, -np.inf]])
+    rgb_only = combine(rgb, flow, str(tmp_path / "rgb_only.txt"), weights=(3, 0), nclass=C)
+    np.testing.assert_array_equal(read_submission(rgb_only.out_path, C).scores,
+                                  [[np.inf, -np.inf, 2], [np.inf, 0, 0], [0, 0, 0]])
+
+
+def test_missing_keys_listed_up_to_ten_and_zero_based_frames_said(tmp_path, capsys):
+    rgb = write(tmp_path / "rgb.txt", [f"V{k:02d} 1 1 1" for k in range(12)])
+    flow = write(tmp_path / "flow.txt", ["X 1 1 1"])
+    combine(rgb, flow, str(tmp_path / "out.txt"), nclass=C)
+    err = capsys.readouterr().err
+    shown = ", ".join(f"V{k:02d}" for k in range(10))
+    assert f"12 key(s) of RGB missing from FLOW (counted as zeros): {shown} and 2 more" in err
+    assert "1 key(s) of FLOW missing from RGB (counted as zeros): X\n" in err
+    zero = write(tmp_path / "zero.txt", [f"A {f} 1 1 1" for f in range(25)])
+    one = write(tmp_path / "one.txt", [f"A {f} 2 2 2" for f in range(1, 26)])
+    result = combine(zero, one, str(tmp_path / "loc.txt"), nclass=C)
+    assert result.nkeys == 25 and not result.only_rgb and not result.only_flow  # the same keys once shifted
+    assert capsys.readouterr().err == f"combine_rgb_flow: RGB {zero}: 0-based frame numbers, adding 1 to all\n"
+
+
 def test_localization_fusion_to_stdout_accepted_by_evaluator(tmp_path, capsys):
     rng = np.random.default_rng(0)
     rgb_s, flow_s = rng.random((2, 25, C)).round(3), rng.random((2, 25, C)).round(3)
@@ -145,3 +174,6 @@ def test_cli_prints_the_fused_file_as_the_original(tmp_path, repo_root):
     r = subprocess.run([sys.executable, "combine_rgb_flow.py", rgb, str(tmp_path / "none.txt")],
                        cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "none.txt" in r.stderr and r.stdout == ""
+    # no --weights: the mean (0.5, 0.5), as the original
+    r = subprocess.run(cmd[:4], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert r.stdout.split("\n") == ["A " + " ".join(["1.25"] * 157), "B " + " ".join(["0.5"] * 157), ""]

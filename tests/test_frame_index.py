@@ -183,6 +183,42 @@ def test_frames_present_with_stacks():
     assert ci.build_index([video], [listing], "train", span=10).gapped.tolist() == ["V"]
 
 
+def test_nearest_usable_against_a_scan_of_every_start():
+    """Each frame moves to the nearest usable start, the earlier on a tie; None when there is none."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 25))
+        ok = np.zeros(n + 1, bool)
+        ok[1:] = rng.random(n) < rng.random()
+        frames = rng.integers(1, n + 1, 6)
+        starts = np.flatnonzero(ok).tolist()
+        want = [min(starts, key=lambda s: (abs(s - f), s)) for f in frames] if starts else None
+        got = ci.nearest_usable(frames, ok)
+        assert (got if got is None else got.tolist()) == want, (ok, frames)
+
+
+def test_spread_placement_is_the_floor_of_linspace():
+    """placement 'spread': floor(linspace(0, n-1, T)) + 1, the original's."""
+    assert ci.val_video_frames(10, None, 4, 24.0, "spread").tolist() == [1, 4, 7, 10]
+    assert ci.val_video_frames(5, None, 3, 24.0, "spread").tolist() == [1, 3, 5]
+    assert ci.val_video_frames(7, None, 1, 24.0, "spread").tolist() == [1]
+
+
+def test_gaps_reported_per_video_or_as_one_error(caplog):
+    videos = [Video("V", (), 1.0), Video("W", (), 1.0), Video("X", (), 1.0)]
+    listings = [frame_files.Listing(10, (4,)), frame_files.Listing(5), frame_files.Listing(8, (2, 3))]
+    with pytest.raises(ci.DatasetError, match=r"^2 of the 3 videos of ann\.csv have gaps in their frame numbering "
+                       r"under /rgb: V: frame 4 missing of 1\.\.10; X: frames 2-3 missing of 1\.\.8 \(--frame-gaps"):
+        ci._report_gaps(videos, listings, RGB, "ann.csv", "/rgb", "error")
+    for gaps, what in (("skip", "skipped (--frame-gaps present would"), ("present", "only the frames present are")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            ci._report_gaps(videos, listings, RGB, "ann.csv", "/rgb", gaps)
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2 and "video V: frame 4" in messages[0] and "video X" in messages[1], messages
+        assert all(what in m for m in messages), messages
+
+
 @pytest.mark.parametrize("bad", ["../AAA01", "..", "a/b"])
 def test_ids_that_leave_the_data_directory_are_refused(tmp_path, bad):
     """An id names <data>/<id>/: one that climbs out of --data (or into a sub-folder) is an error naming the

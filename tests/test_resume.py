@@ -1,5 +1,5 @@
 """Exact resume: a run stopped at an epoch boundary (or killed mid-epoch) and restarted ends exactly
-where the uninterrupted run ends: weights, message buffers, submission file."""
+where the uninterrupted run ends: weights, message buffers, random streams, submission file."""
 import os
 import shutil
 import signal
@@ -35,7 +35,7 @@ def final_state(cache):
     ckpt = checkpoints.load_checkpoint(os.path.join(cache, "run", "model.pth.tar"))
     state = checkpoints.load_checkpoint(os.path.join(cache, "run", ckpt["run_state"]["file"]))
     crit = state["criterion"]
-    return ckpt, {k: expand_buffer(crit[k]) for k in ("messages", "targets")}, crit
+    return ckpt, {k: expand_buffer(crit[k]) for k in ("messages", "targets")}, dict(crit, random=state["random"])
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def copy_run(src, dst):
     return dst
 
 
-def assert_same_run(cache_a, cache_b):
+def assert_same_run(cache_a, cache_b, same_workers=True):
     ck_a, buf_a, crit_a = final_state(cache_a)
     ck_b, buf_b, crit_b = final_state(cache_b)
     assert ck_a["epoch"] == ck_b["epoch"] == 3
@@ -72,6 +72,15 @@ def assert_same_run(cache_a, cache_b):
             assert torch.equal(buf_a[name][key], buf_b[name][key]), (name, key)
         assert torch.allclose(buf_a[name]["values"], buf_b[name]["values"], atol=1e-6), name
     assert torch.equal(crit_a["positives"], crit_b["positives"]) and crit_a["seen"] == crit_b["seen"]
+    assert torch.equal(crit_a["generator"], crit_b["generator"])
+    if same_workers:
+        # the global random streams where the run ended: equal only if the resume restored them (the samples
+        # and the criterion draw from streams of their own, but each DataLoader iterator draws its base seed
+        # there: once per epoch without workers, once per run with persistent workers)
+        rand_a, rand_b = crit_a["random"], crit_b["random"]
+        assert torch.equal(rand_a["torch"], rand_b["torch"]) and rand_a["python"] == rand_b["python"]
+        assert torch.equal(rand_a["numpy"]["state"]["key"], rand_b["numpy"]["state"]["key"])
+        assert rand_a["numpy"]["state"]["pos"] == rand_b["numpy"]["state"]["pos"]
     sub_a = [line.split() for line in open(os.path.join(cache_a, "run", "epoch_003.txt"))]
     sub_b = [line.split() for line in open(os.path.join(cache_b, "run", "epoch_003.txt"))]
     assert [r[0] for r in sub_a] == [r[0] for r in sub_b]
@@ -89,7 +98,7 @@ def test_resume_at_epoch_boundary_is_exact(tmp_path, reference, two_epochs, work
     else:
         copy_run(two_epochs, split)
     run_in_new_process(flags(split, 3, workers))  # resumes from its own model.pth.tar
-    assert_same_run(reference, split)
+    assert_same_run(reference, split, same_workers=not workers)
     # only the states that model.pth.tar and model_best.pth.tar name are kept
     kept = [f for f in os.listdir(split / "run") if f.startswith("state_")]
     assert "state_003.pt" in kept and len(kept) <= 2 and not [f for f in kept if f.endswith(".tmp")]

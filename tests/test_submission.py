@@ -74,13 +74,34 @@ def test_writers_reject_what_the_reader_would(tmp_path):
     path = str(tmp_path / "x.txt")
     with pytest.raises(ValueError, match="NaN"):
         write_classification(path, ["a"], np.array([[0.1, np.nan, 0.2]]))
-    with pytest.raises(ValueError, match="whitespace"):
-        write_classification(path, ["a b"], np.zeros((1, C)))
+    for bad in ("a b", " ", "\t", "\n", ""):  # inner whitespace, whitespace only, empty
+        with pytest.raises(ValueError, match="whitespace"):
+            write_classification(path, ["ok", bad], np.zeros((2, C)))
+        with pytest.raises(ValueError, match="whitespace"):
+            write_localization(path, [bad], np.zeros((1, 25, C)))
     with pytest.raises(ValueError, match="duplicate"):
         write_classification(path, ["a", "a"], np.zeros((2, C)))
     with pytest.raises(ValueError, match="25"):
         write_localization(path, ["a"], np.zeros((1, 24, C)))
+    for shape in ((3, C), (1, C), (2,), (2, C, 1)):  # one row of scores per id, no more, no fewer
+        with pytest.raises(ValueError, match=r"scores must be \(len\(ids\)=2, C\)"):
+            write_classification(path, ["a", "b"], np.zeros(shape))
     assert not os.path.exists(path)
+
+
+def test_full_size_localisation_file_round_trip(tmp_path):
+    """8,000 videos x 25 frames (the Charades test set has 7,985 videos), written in chunks of 4,096 rows:
+    read back row for row, every id, frame and score (values %g writes exactly)."""
+    V = 8000
+    ids = [f"{v:05d}V" for v in range(V)]
+    rng = np.random.default_rng(4)
+    scores = rng.integers(-40000, 40000, (V, 25, 2)) / 4  # at most 6 significant digits
+    path = str(tmp_path / "localize.txt")
+    write_localization(path, ids, scores)
+    sub = read_submission(path, nclass=2)
+    assert len(sub.ids) == V * 25 and sub.ids == [i for i in ids for _ in range(25)]
+    np.testing.assert_array_equal(sub.frames, np.tile(np.arange(1, 26), V))
+    np.testing.assert_array_equal(sub.scores, scores.reshape(V * 25, 2))
 
 
 # --------------------------------------------------------------------------------- reading
@@ -123,6 +144,21 @@ def test_fast_and_line_by_line_readers_agree(tmp_path, fast_reader, monkeypatch)
         np.testing.assert_array_equal(fast.scores, slow.scores)   # bit for bit: both round as float() does
         np.testing.assert_array_equal(np.signbit(fast.scores), np.signbit(slow.scores))
     assert read_submission(cls, nclass=C).ids == ["01", "b"]
+
+
+def test_columns_of_a_parse_by_lines(tmp_path):
+    """The line-by-line reader gives the scores as a matrix; the evaluator reads them a class at a time."""
+    sub = submission._parse_slow(write(tmp_path, ["a 0.1 0.2 0.3", "b 1 2 3"]), C)
+    assert [c.tolist() for c in sub.columns()] == [[0.1, 1], [0.2, 2], [0.3, 3]]
+
+
+def test_duplicate_pairs_with_absurd_frame_numbers():
+    """Frame numbers too far apart to pack (id, frame) into one int64: checked another way, same answers."""
+    big = np.array([-2 ** 62, 2 ** 62, 0, 2 ** 62], dtype=np.int64)
+    assert not submission._has_duplicate_pairs(["a", "a", "b", "b"], big)
+    assert submission._has_duplicate_pairs(["a", "a", "b", "a"], big)
+    assert submission._has_duplicate_pairs(["a", "b", "a"], np.array([1, 1, 1]))
+    assert not submission._has_duplicate_pairs(["a", "b", "c"], np.array([1, 1, 1]))
 
 
 def test_byte_order_mark_scored_and_combined(tmp_path, capsys):
@@ -183,6 +219,8 @@ def test_byte_order_mark_is_not_part_of_the_first_id(tmp_path, fast_reader):
     (["a 1 0.1 0.2 0.3", "a 1.5 0.1 0.2 0.3"], "line 2, column 2", "not an integer"),
     (["a 0.1 nan 0.3"], "line 1, column 3", "NaN"),
     (["a 1 0 0 0", "a 1e30 0 0 0"], "line 2, column 2", "not an integer"),
+    (["a 2147483647 0 0 0", "a -2147483648 0 0 0"], "line 2, column 2", "not an integer of at most 2147483647"),
+    (["a 2147483647 0 0 0", "a 2147483648 0 0 0"], "line 2, column 2", "not an integer of at most 2147483647"),
     (["a 0.1 0.2 0.3", 'b "0.1 0.2 0.3', "c 0.1 0.2 0.3"], "line 2, column 2", "is not a number"),  # no quoting
     (["a 0.1 0.2 0.3", "b NA 0.2 0.3"], "line 2, column 2", "'NA' is not a number"),   # no missing-value words
     (["a 0.1 0.2 0.3", "b 0.1 0.2 0.3 0.4 0.5"], "line 2", "6 columns, but line 1 has 4"),
