@@ -24,6 +24,13 @@ from utils.charades_csv import read_annotations
 NAMING = FrameNaming("{id}-{frame:06d}{axis}.jpg", axes=("x", "y"))
 
 
+def stack_frames(start: int, last: int, span: int = FLOW_SPAN) -> list[int]:
+    """The flow frames of the stack that starts at ``start``: ``start .. start+span-1``, each at most
+    ``last``.  Only a val_video sample of a video shorter than the span can run past ``last`` (train/val
+    drop such samples): repeating the last pair keeps that video scored instead of unscored."""
+    return [min(start + j, last) for j in range(span)]
+
+
 class CharadesFlow(FrameDataset):
     """Flow stacks; the input is a float (2*span)xHxW tensor in [0, 1] before ``transform``."""
 
@@ -34,10 +41,7 @@ class CharadesFlow(FrameDataset):
         vid = self.index.video_id(i)
         start = int(self.index.frame[i])
         last = int(self.index.nframes[self.index.video[i]])
-        # Only a val_video sample of a video shorter than the span can run past ``last`` (train/val
-        # drop such samples): repeating the last pair keeps that video scored instead of unscored.
-        frames = [min(start + j, last) for j in range(self.span)]
-        return [self.frame_path(vid, f, axis) for f in frames for axis in "xy"]
+        return [self.frame_path(vid, f, axis) for f in stack_frames(start, last, self.span) for axis in "xy"]
 
     def load_input(self, i: int) -> torch.Tensor:
         paths = self.frame_paths(i)
