@@ -22,7 +22,8 @@ import checkpoints
 import opts as options
 import train
 from checkpoints.run_state import load_run_state, remove_stale_states, save_run_state, state_path
-from datasets import get_dataset
+from checkpoints.settings import model_settings
+from datasets import class_names, get_dataset
 from models import create_model
 from utils import distributed
 from utils.atomic import remove_leftovers
@@ -110,6 +111,7 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
 
     net, criterion, optimizer = create_model(opts)
     train_loader, val_loader, video_loader = get_dataset(opts)
+    settings = model_settings(opts, class_names(opts))  # recorded in every checkpoint (predict.py reads it)
     best = restore(opts, net, criterion, optimizer) if opts.resume else \
         {"best_mAP": None, "best_epoch": None, "best_state": None, "checkpoint": {}}
     if not opts.evaluate and opts.start_epoch > opts.epochs:
@@ -176,7 +178,7 @@ def run(opts: argparse.Namespace, kept: dict) -> dict:
                    "samples_per_s": tr["samples"] / max(tr["seconds"], 1e-9)}
             state = {"epoch": epoch + 1, "arch": opts.arch, "state_dict": net.state_dict(), "mAP": float(video["mAP"]),
                      "best_mAP": float(best_mAP), "best_epoch": best_epoch, "optimizer": optimizer.state_dict(),
-                     "run_state": run_state, "best_run_state": best_state,
+                     "run_state": run_state, "best_run_state": best_state, "settings": settings,
                      "metrics": {k: float(metrics[k]) for k in checkpoints.METRIC_KEYS if k in metrics},
                      "metrics_row": {k: v if v is None or isinstance(v, int) else float(v) for k, v in row.items()}}
             checkpoints.atomic_torch_save(state, own)

@@ -20,47 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.atomic import atomic_write
+from utils.figures import DPI, INSTALL_HINT, figure, require_matplotlib, save_png  # noqa: F401
 from utils.charades_csv import Video, read_annotations, read_classes
 from utils.charades_eval import average_precision, classify, localize_gt, mean_ap_with_positives
 from utils.metrics_log import read_metrics
 from utils.safe_names import safe_filename
 from utils.submission import LOCALIZE, NFRAMES, SubmissionError, one_based_frames, read_submission
 
-INSTALL_HINT = "matplotlib is needed to draw figures: pip install matplotlib"
 CLASSES_TXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "Charades_v1_classes.txt")
-# 96 dpi and sizes in multiples of 1/32 inch give whole pixel sizes exactly (no float truncation).
-DPI = 96
 CURVES_SIZE = (16.0, 5.0)
 TIMELINE_SIZE = (12.0, 7.5)
-
-
-def require_matplotlib():
-    """Import matplotlib's object-oriented API; ``ImportError`` with the install command when absent."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError(f"{INSTALL_HINT} ({e})") from e
-    return Figure, FigureCanvasAgg
-
-
-def _figure(size: tuple[float, float]):
-    Figure, FigureCanvasAgg = require_matplotlib()
-    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)  # attaches itself: savefig renders with Agg whatever the default backend is
-    return fig
-
-
-def _save(fig, out_path: str) -> tuple[int, int]:
-    """Write the PNG atomically (a viewer refreshing curves.png mid-run never sees half a file) at
-    exactly the figure's size; returns ``(width, height)`` in pixels."""
-    from matplotlib import rc_context
-    # A user's matplotlibrc may ask for bbox 'tight' or another dpi: both would change the size.
-    with rc_context({"savefig.bbox": "standard"}):
-        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-    w, h = fig.get_size_inches() * DPI
-    return int(round(w)), int(round(h))
+_figure, _save = figure, save_png
 
 
 # ------------------------------------------------------------------------------------ curves

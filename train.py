@@ -146,6 +146,32 @@ def score_videos(loader, model, criterion, opts: argparse.Namespace, desc: str =
     return ids, stack(video, (0, C)), stack(local, (0, 25, C)), stack(targets, (0, C))
 
 
+@torch.no_grad()
+def score_frames(model, criterion, batches, video_id: str, times, opts: argparse.Namespace) -> torch.Tensor:
+    """Synchronous scores (T x C, probabilities) of one video's T frames, given as input batches in time
+    order, exactly as ``score_videos`` scores a video: the network on each batch (``--amp``,
+    ``--channels-last``), then the criterion once over all T frames in synchronous mode (1 + 5 passes,
+    smoothing).  ``times``: the frames' 1-based frame numbers; ``criterion`` should hold no message of
+    ``video_id`` (a fresh one: the video is scored from an empty buffer, as in ``get_alltest.py``)."""
+    model.eval()
+    criterion.eval()
+    parts, aa = [], None
+    for inputs in batches:
+        inputs = inputs.to(opts.device, non_blocking=True)
+        if opts.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        a, batch_aa = forward(model, inputs, opts)
+        parts.append(a)
+        aa = batch_aa[:1]  # one C x C matrix broadcast over the batch: so over the video (no T x C x C copy)
+    if not parts:
+        raise ValueError(f"video {video_id}: no frame to score")
+    a = torch.cat(parts)
+    T = a.shape[0]
+    meta = {"id": [video_id] * T, "time": torch.as_tensor(times, dtype=torch.long)}
+    scores, _ = criterion(a, aa.expand(T, -1, -1), a.new_zeros(T, a.shape[1]), meta, synchronous=True)
+    return scores.float()
+
+
 def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: str | None) -> float:
     """Official classification mAP of the written file when there is an annotation CSV (Charades);
     else the mean AP over classes with positives of the in-memory scores (synthetic datasets)."""

@@ -22,7 +22,7 @@ from checkpoints.safe_load import TRUST_FLAG, CheckpointError, UntrustedCheckpoi
 from utils.atomic import atomic_write, atomic_write_text
 
 __all__ = ["METRIC_KEYS", "TRUST_FLAG", "CheckpointError", "UntrustedCheckpointError", "atomic_torch_save",
-           "load_checkpoint", "load_weights_file", "resume", "save_checkpoint", "strip_module",
+           "load_checkpoint", "load_into", "load_weights_file", "resume", "save_checkpoint", "strip_module",
            "write_companions"]
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("top1train", "top5train", "top1val", "top5val", "mAP", "videoprec1", "videoprec5", "video_top1",
@@ -94,6 +94,18 @@ def _load_weights(path: str, ckpt_arch, model: torch.nn.Module, state: dict) -> 
     model.load_state_dict(state)
 
 
+def load_into(path: str, ckpt, model: torch.nn.Module) -> None:
+    """Put the weights of a loaded checkpoint ``ckpt`` (read from ``path``: a dict with ``state_dict``,
+    or bare weights) into ``model``; ``CheckpointError`` naming the file when they do not fit."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict")
+    target = model.module if hasattr(model, "module") else model
+    if "state_dict" in ckpt:
+        _load_weights(path, ckpt.get("arch"), target, ckpt["state_dict"])
+    else:
+        _load_weights(path, None, target, ckpt)
+
+
 def resume(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
            trusted: bool = False) -> dict:
     """Restore from ``path``; returns ``{'start_epoch', 'best_mAP', 'checkpoint'}``.
@@ -108,14 +120,10 @@ def resume(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer |
         raise FileNotFoundError(f"--resume {path}: " + ("a directory, not a checkpoint file" if os.path.isdir(path)
                                                          else "no such file"))
     ckpt = load_checkpoint(path, trusted=trusted)
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict")
-    target = model.module if hasattr(model, "module") else model
+    load_into(path, ckpt, model)
     if "state_dict" not in ckpt:
-        _load_weights(path, None, target, ckpt)
         log.info("=> loaded bare weights from %s", path)
         return {"start_epoch": None, "best_mAP": None, "checkpoint": ckpt}
-    _load_weights(path, ckpt.get("arch"), target, ckpt["state_dict"])
     if optimizer is not None and ckpt.get("optimizer") is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
     best = ckpt.get("best_mAP", ckpt.get("mAP"))

@@ -29,6 +29,16 @@ def get_datasets(opts: argparse.Namespace) -> tuple[Dataset, Dataset, Dataset]:
     return importlib.import_module(f"datasets.{opts.dataset}").get(opts)
 
 
+def class_names(opts: argparse.Namespace) -> list[str] | None:
+    """The class names of ``opts.dataset`` in class order (Charades: ``data/Charades_v1_classes.txt`` when
+    ``--nclass`` is 157; Jester / Something-Something: ``--labels-file``, or the usual file next to
+    ``--train-file``), or None where a dataset has none (``fake``, ``testdata1``) or they cannot be read."""
+    if opts.dataset not in DATASETS:
+        raise ValueError(f"unknown --dataset {opts.dataset!r}; choose one of: {', '.join(DATASETS)}")
+    names = getattr(importlib.import_module(f"datasets.{opts.dataset}"), "class_names", None)
+    return names(opts) if names is not None else None
+
+
 def get_dataset(opts: argparse.Namespace) -> tuple[DataLoader, DataLoader, DataLoader]:
     """The three loaders: train (shuffled), val (shuffled, as the original, so that ``val_size`` takes a
     random subset), val_video (one whole video per batch, in time order).  With several processes

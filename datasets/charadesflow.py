@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from datasets import transforms as frame_transforms
+from datasets.charadesrgb import class_names  # noqa: F401  (the same 157 classes)
 from datasets.frame_files import FrameNaming
 from datasets.frame_index import FLOW_SPAN, FrameSource, load_splits
 from datasets.frame_io import FrameError, open_frame

@@ -15,6 +15,7 @@ from datasets import charadesrgb
 from datasets.frames import RGBFrames, resolve_flip, rgb_datasets
 from utils.atomic import atomic_write_text
 
+class_names = charadesrgb.class_names
 SUBSET = 100  # videos per CSV (the original stopped after ~100 of them)
 
 

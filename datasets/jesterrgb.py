@@ -11,7 +11,7 @@ import argparse
 from datasets.frame_files import FrameNaming
 from datasets.frame_index import LabelledVideo
 from datasets.frames import RGBFrames
-from datasets.single_label import single_label_datasets, unique_ids
+from datasets.single_label import labels_path, single_label_datasets, unique_ids
 from utils.charades_csv import AnnotationError
 
 NAMING = FrameNaming("{frame:05d}.jpg")
@@ -48,6 +48,11 @@ def read_videos(path: str, classes: dict[str, int], labels: str) -> list[Labelle
                 raise AnnotationError(f"{path}, line {line}, video {vid}: unknown label {label!r} (not in {labels})")
             videos.append(LabelledVideo(vid, classes[label], line))
     return unique_ids(videos, path, "line")
+
+
+def class_names(opts: argparse.Namespace) -> list[str]:
+    """The class names of the labels file (``--labels-file``, or the usual one next to ``--train-file``)."""
+    return read_labels(labels_path(opts, LABELS))
 
 
 def get(opts: argparse.Namespace) -> tuple[RGBFrames, RGBFrames, RGBFrames]:

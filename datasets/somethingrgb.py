@@ -14,7 +14,7 @@ import json
 from datasets.frame_files import FrameNaming
 from datasets.frame_index import LabelledVideo
 from datasets.frames import RGBFrames
-from datasets.single_label import single_label_datasets, unique_ids
+from datasets.single_label import labels_path, single_label_datasets, unique_ids
 from utils.charades_csv import AnnotationError
 
 NAMING = FrameNaming("{id}-{frame:06d}.jpg")
@@ -68,6 +68,11 @@ def read_videos(path: str, classes: dict[str, int], labels: str) -> list[Labelle
             raise AnnotationError(f"{where} (id {entry['id']}): unknown template {template!r} (not in {labels})")
         videos.append(LabelledVideo(str(entry["id"]), classes[template], k))
     return unique_ids(videos, path, "entry")
+
+
+def class_names(opts: argparse.Namespace) -> list[str]:
+    """The class names of the labels file (``--labels-file``, or the usual one next to ``--train-file``)."""
+    return read_labels(labels_path(opts, LABELS))
 
 
 def get(opts: argparse.Namespace) -> tuple[RGBFrames, RGBFrames, RGBFrames]:

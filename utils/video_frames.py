@@ -1,6 +1,7 @@
-"""Videos -> the pictures of a frame tree (``extract_frames.py``): the frame rule, decoding with PyAV, and
-optical flow as 8-bit x/y planes.  PyAV and OpenCV are optional: imported where used, with the install
-command in the error when absent.
+"""Videos -> the pictures of a frame tree (``extract_frames.py``) or of chosen frames (``predict.py``): the
+frame rule, and optical flow as 8-bit x/y planes.  Decoding (the stream, frame times, the frame count,
+rotation) is ``utils/video_decode.py``, shared by both.  PyAV and OpenCV are optional: imported where used,
+with the install command in the error when absent.
 
 **The frame rule.** Source times are presentation timestamps (``pts * time_base``) from the first decoded
 frame, so variable frame rates come out right; ``tol`` is half a unit of the stream's time base (containers
@@ -19,46 +20,29 @@ of the ``dense_flow`` tool of the two-stream / TSN works (Wang et al., ECCV 2016
 """
 from __future__ import annotations
 
-import importlib
 import io
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 
 import numpy as np
 from PIL import Image
 
-INSTALL = {"av": "PyAV is needed to decode videos: pip install av",
-           "cv2": "OpenCV is needed for optical flow: pip install opencv-contrib-python-headless (TV-L1; "
-                  "opencv-python-headless gives Farneback only)"}
-SHORT_BY_S = 1.0  # a stream that ends this many seconds before its container says is reported
-
-
-class VideoError(Exception):
-    """A video that cannot be decoded; the message says why."""
-
-
-def require(module: str):
-    """Import an optional dependency; ``ImportError`` with the install command when it is absent."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(f"{INSTALL[module]} ({e})") from e
+from utils.video_decode import (INSTALL, SHORT_BY_S, VideoError, decoded, frame_count, instants_before,  # noqa: F401
+                                open_video, require, scaled_size, short_note, to_rgb, tolerance)
 
 
 def resample(frames: Iterable[tuple[Fraction, Fraction | None, object]], fps: Fraction,
              tol: Fraction) -> Iterator[tuple[object, int]]:
     """The frame rule on a stream of ``(t, duration or None, picture)`` in decoding order, ``t`` from the
     first frame: yields ``(picture, count)``, the picture shown by the next ``count`` output frames.
-    Pictures that no output instant falls on are never yielded (so never converted)."""
-    def instants_before(t: Fraction) -> int:  # how many s_k satisfy s_k + tol < t
-        return max(0, math.ceil((t - tol) * fps))
+    Pictures that no output instant falls on are never yielded (so never converted).  The last picture
+    fills the video up to ``frame_count`` of its end."""
     done, held, prev_t = 0, None, None
     for t, duration, picture in frames:
         if held is not None:
             if t <= held[0]:
                 continue
-            upto = instants_before(t)
+            upto = instants_before(t, fps, tol)
             if upto > done:
                 yield held[2], upto - done
                 done = upto
@@ -67,73 +51,44 @@ def resample(frames: Iterable[tuple[Fraction, Fraction | None, object]], fps: Fr
     if held is None:
         return
     t, duration, picture = held
-    if not duration:
-        duration = t - prev_t if prev_t is not None else Fraction(0)
-    end = max(instants_before(t + duration), 1)  # every instant inside the video; at least one frame
+    end = frame_count(t + end_duration(t, duration, prev_t), fps, tol)
     if end > done:
         yield picture, end - done
 
 
-def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """``(w, h)`` with the shorter side ``short_side`` and the aspect ratio kept (0: unchanged)."""
-    if not short_side:
-        return width, height
-    if width <= height:
-        return short_side, max(1, round(height * short_side / width))
-    return max(1, round(width * short_side / height)), short_side
+def end_duration(t: Fraction, duration: Fraction | None, prev_t: Fraction | None) -> Fraction:
+    """How long the last frame lasts: its own duration, else the gap before it (0 for a lone frame)."""
+    if duration:
+        return duration
+    return t - prev_t if prev_t is not None else Fraction(0)
 
 
-def open_video(path: str, threads: int):
-    """``(container, stream)`` of the first video stream; ``VideoError`` when there is none."""
-    av = require("av")
-    try:
-        container = av.open(path)
-    except av.error.FFmpegError as e:
-        raise VideoError(f"cannot open: {e}") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError("no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    stream.thread_count = threads
-    return container, stream
+def stream_end(frames: Iterable[tuple[Fraction, Fraction | None, object]]) -> Fraction | None:
+    """``D``, the end of the last frame of ``(t, duration, picture)`` by the rule of ``resample`` (frames
+    whose timestamp does not increase dropped); None without frames.  ``frame_count(D)`` is the length
+    ``resample`` gives the same frames."""
+    held, prev_t = None, None
+    for t, duration, _ in frames:
+        if held is not None:
+            if t <= held[0]:
+                continue
+            prev_t = held[0]
+        held = (t, duration)
+    return None if held is None else held[0] + end_duration(held[0], held[1], prev_t)
 
 
-def decoded(container, stream, notes: list[str]) -> Iterator[tuple[Fraction, Fraction | None, object]]:
-    """``(t, duration, frame)`` of every decodable frame, ``t`` in seconds from the first frame.  Bad
-    packets are skipped and a broken container ends the stream (as ffmpeg does); both go into ``notes``."""
-    av = require("av")
-    tb, first, last = stream.time_base, None, None
-    bad, packets = 0, container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            break
-        except av.error.FFmpegError as e:
-            notes.append(f"demuxing stopped early: {e}")
-            packets = iter([None])  # flush the decoder
-            continue
-        try:
-            frames = stream.codec_context.decode(packet)
-        except av.error.FFmpegError as e:
-            bad += 1
-            if bad == 1:
-                notes.append(f"undecodable packet(s) skipped, first: {e}")
-            continue
-        for frame in frames:
-            if frame.pts is None:  # no timestamp: right after the previous frame
-                if last is None or not last[1]:
-                    raise VideoError("frames without timestamps")
-                t = last[0] + last[1]
-            else:
-                first = frame.pts if first is None else first
-                t = (frame.pts - first) * tb
-            duration = frame.duration * tb if getattr(frame, "duration", None) else None
-            last = (t, duration)
-            yield t, duration, frame
-    if bad > 1:
-        notes.append(f"{bad} undecodable packets skipped in all")
+def shown_at(frames: Iterable[tuple[Fraction, Fraction | None, object]], wanted: Sequence[int], fps: Fraction,
+             tol: Fraction) -> Iterator[tuple[int, object]]:
+    """``(k, picture)`` for each output frame number ``k`` of ``wanted`` (1-based, ascending, repeats
+    allowed): the picture ``resample`` shows there.  Stops once the last is found."""
+    i, done = 0, 0
+    for picture, repeats in resample(frames, fps, tol):
+        done += repeats
+        while i < len(wanted) and wanted[i] <= done:
+            yield wanted[i], picture
+            i += 1
+        if i == len(wanted):
+            return
 
 
 def pictures(path: str, fps: Fraction, short_side: int, threads: int,
@@ -144,21 +99,15 @@ def pictures(path: str, fps: Fraction, short_side: int, threads: int,
     container, stream = open_video(path, threads)
     with container:
         size, count = None, 0
-        for frame, repeats in resample(decoded(container, stream, notes), fps, stream.time_base / 2):
+        for frame, repeats in resample(decoded(container, stream, notes), fps, tolerance(stream)):
             size = size or scaled_size(frame.width, frame.height, short_side)
-            turns = round(getattr(frame, "rotation", 0) / 90) % 4  # a phone's display matrix, as ffmpeg
-            if (frame.width, frame.height) != size:  # scaled in YUV, then converted: 2x cheaper than at once
-                frame = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
-            rgb = frame.to_ndarray(format="rgb24")
-            yield Image.fromarray(np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb), repeats
+            yield Image.fromarray(to_rgb(frame, size)), repeats
             count += repeats
         if count == 0:
             raise VideoError("no frame could be decoded" + (f" ({notes[0]})" if notes else ""))
-        end = count / fps
-        declared = (stream.duration * stream.time_base if stream.duration
-                    else Fraction(container.duration, 1_000_000) if container.duration else None)
-        if declared is not None and declared - end > SHORT_BY_S:
-            notes.append(f"decoded {float(end):.2f} s of the {float(declared):.2f} s the container declares")
+        note = short_note(Fraction(count) / fps, container, stream)
+        if note:
+            notes.append(note)
 
 
 def jpeg(img: Image.Image, quality: int) -> bytes:
