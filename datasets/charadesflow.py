@@ -45,13 +45,17 @@ class CharadesFlow(FrameDataset):
         return [self.frame_path(vid, f, axis) for f in stack_frames(start, last, self.span) for axis in "xy"]
 
     def load_input(self, i: int) -> torch.Tensor:
-        paths = self.frame_paths(i)
-        planes = [np.asarray(open_frame(p, "L")) for p in paths]
-        try:
-            stack = np.stack(planes)
-        except ValueError as e:  # frames of different sizes: name the sample's files
-            raise FrameError(f"flow frames {paths[0]} .. {paths[-1]} differ in size: {e}") from e
-        return torch.from_numpy(stack).float().div_(255.0)
+        return read_stack(self.frame_paths(i))
+
+
+def read_stack(paths: list[str]) -> torch.Tensor:
+    """The flow files ``paths`` (channel order) as one float stack in [0, 1], before the transform."""
+    planes = [np.asarray(open_frame(p, "L")) for p in paths]
+    try:
+        stack = np.stack(planes)
+    except ValueError as e:  # frames of different sizes: name the sample's files
+        raise FrameError(f"flow frames {paths[0]} .. {paths[-1]} differ in size: {e}") from e
+    return torch.from_numpy(stack).float().div_(255.0)
 
 
 def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesFlow]:

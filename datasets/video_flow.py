@@ -1,27 +1,38 @@
-"""The flow stream's input computed from a video's pictures as they are decoded, without a flow tree on disk.
+"""The flow stream's input for ``predict.py``: flow computed from a video's pictures as they are decoded (no
+flow tree on disk), or read from a frame folder that holds its flow frames.
 
-Flow frame ``k`` is what ``extract_frames.py --flow`` would write as ``<id>-NNNNNN{x,y}.jpg``
-(``utils/video_frames.py``: the motion from output frame ``k`` to ``k+1`` of the frame rule, by the same
+Flow frame ``k`` of a video is what ``extract_frames.py --flow`` would write as ``<id>-NNNNNN{x,y}.jpg``
+(``utils/video_frames.py``): the motion from output frame ``k`` to ``k+1`` of the frame rule, by the same
 OpenCV algorithm and parameters (``FlowEncoder``), clipped to the same bound and quantised to the same 8 bits
-by ``to_uint8``), less the JPEG step.  It is computed only for the flow frames some wanted stack needs
-(a default-sampled 30-second video needs ~500 of its ~720 pairs; a dense one all of them).  Each plane is
-turned into network input as soon as it exists (``/255``, then the flow evaluation transform: resize, centre
-crop, normalisation, each applied to every channel alone, so a plane can go through it by itself), and a
-stack ``start .. start+span-1`` (``datasets.charadesflow.stack_frames``, channels x, y interleaved) is
-handed out as soon as its last plane is there.  Only the planes still wanted by a pending stack are kept.
+by ``to_uint8``, less the JPEG step.  It is computed only for the flow frames some wanted stack needs
+(a default-sampled 30-second video needs ~500 of its ~720 pairs), on several threads (OpenCV releases the
+GIL; Farneback itself runs on one core).  Each plane is turned into network input as soon as it exists
+(``/255``, then the flow evaluation transform: resize, centre crop, normalisation, each applied to every
+channel alone, so a plane can go through it by itself), and a stack ``start .. start+span-1``
+(``datasets.charadesflow.stack_frames``, channels x, y interleaved) is handed out as soon as its last
+plane is there.  Only the planes still wanted by a pending stack are kept.
 """
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 import torch
 from PIL import Image
 
-from datasets.charadesflow import stack_frames
-from datasets.frame_index import FLOW_SPAN
-from utils.video_frames import FlowEncoder, to_uint8
+from datasets.charadesflow import NAMING, read_stack, stack_frames
+from datasets.frame_files import list_frames
+from datasets.frame_index import FLOW_SPAN, FPS
+from datasets.frame_io import FrameError
+from datasets.video_input import FRAMES, Clip, InputError
+from utils.video_decode import VideoError
+from utils.video_frames import FlowEncoder, pictures, to_uint8
 
 
 def grey(picture) -> np.ndarray:
@@ -38,16 +49,18 @@ class FlowStacks:
     (shown by ``repeats`` output frames) and returns the stacks it completed as ``(start, tensor)``,
     ``finish()`` the rest, with frames past the video's last flow frame replaced by the last one (as
     ``CharadesFlow`` does for a video shorter than a stack).  Tensors are ``2*span x S x S`` after
-    ``transform`` (``datasets.transforms.flow_val_transform``)."""
+    ``transform`` (``datasets.transforms.flow_val_transform``).  ``workers``: threads computing flow."""
 
     def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], method: str, bound: float,
-                 span: int = FLOW_SPAN, threads: int = 1):
-        self.encoder = FlowEncoder(method, bound, quality=0, threads=threads)  # its algorithm; no JPEG here
+                 span: int = FLOW_SPAN, workers: int = 1):
+        self.encoder = FlowEncoder(method, bound, quality=0, threads=1)  # its algorithm; no JPEG here
         self.transform, self.bound, self.span = transform, bound, span
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self.queued: deque[Future] = deque()
         self.frames = 0           # output frames seen
         self.prev = self.before = None  # grey levels of the last picture and of the one before it
         self.pending: list[int] = []            # starts of the stacks not handed out yet, sorted
-        self.planes: dict[int, torch.Tensor] = {}  # flow frame -> its transformed (x, y) planes
+        self.planes: dict[int, torch.Tensor | Future] = {}  # flow frame -> its transformed (x, y) planes
         self.computed = 0         # flow frames computed (pairs run through the algorithm)
         self.last_repeats = 0     # output frames the last picture shows
 
@@ -69,38 +82,52 @@ class FlowStacks:
         i = bisect.bisect_right(self.pending, k)
         return i > 0 and self.pending[i - 1] + self.span > k
 
-    def planes_of(self, picture, repeats: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(k, x, y)``: the 8-bit planes of the wanted flow frames that end at this picture: the motion from
-        the previous picture (flow frame ``frames``), then no motion between its repeats."""
+    def _jobs(self, picture, repeats: int) -> Iterator[tuple[int, tuple]]:
+        """``(k, (a, b))``: the wanted flow frames that end at this picture, each as the grey pictures whose
+        motion it is (``b`` None: no motion, a repeat)."""
         g = grey(picture)
         first = self.frames  # flow frame from the previous output frame to this picture's first one
         if self.prev is not None and self._needed(first):
-            yield (first, *self._motion(self.prev, g))
-        still = None
+            yield first, (self.prev, g)
         for k in range(first + 1, first + repeats):
             if self._needed(k):
-                still = self._still(g.shape) if still is None else still
-                yield k, still, still
+                yield k, (g, None)
         self.before, self.prev = self.prev, g
         self.frames += repeats
+        self.last_repeats = repeats
 
-    def _motion(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The 8-bit (x, y) planes of the motion from grey picture ``a`` to ``b``."""
+    def _planes(self, a: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The 8-bit (x, y) planes of the motion from grey picture ``a`` to ``b`` (None: no motion)."""
+        if b is None:
+            still = to_uint8(np.zeros(a.shape, np.float32), self.bound)
+            return still, still
         flow = self.encoder.calc(a, b, None)
-        self.computed += 1
         return to_uint8(flow[..., 0], self.bound), to_uint8(flow[..., 1], self.bound)
 
-    def _still(self, shape: tuple[int, ...]) -> np.ndarray:
-        return to_uint8(np.zeros(shape, np.float32), self.bound)
+    def planes_of(self, picture, repeats: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(k, x, y)``: the 8-bit planes of the wanted flow frames that end at this picture: the motion from
+        the previous picture (flow frame ``frames``), then no motion between its repeats."""
+        for k, pair in self._jobs(picture, repeats):
+            self.computed += pair[1] is not None
+            yield (k, *self._planes(*pair))
 
-    def _keep(self, k: int, x: np.ndarray, y: np.ndarray) -> None:
-        self.planes[k] = self.transform(torch.from_numpy(np.stack([x, y])).float().div_(255.0))
+    def _input(self, pair: tuple) -> torch.Tensor:
+        return self.transform(torch.from_numpy(np.stack(self._planes(*pair))).float().div_(255.0))
+
+    def _keep(self, k: int, pair: tuple) -> None:
+        self.computed += pair[1] is not None
+        if self.pool is None:
+            self.planes[k] = self._input(pair)
+            return
+        while len(self.queued) >= 4 * self.pool._max_workers:  # bound the pictures held by queued jobs
+            self.queued.popleft().result()
+        self.planes[k] = future = self.pool.submit(self._input, pair)
+        self.queued.append(future)
 
     def add(self, picture, repeats: int = 1) -> list[tuple[int, torch.Tensor]]:
         """Take the next picture; return the stacks it completed, in start order."""
-        for k, x, y in self.planes_of(picture, repeats):
-            self._keep(k, x, y)
-        self.last_repeats = repeats
+        for k, pair in self._jobs(picture, repeats):
+            self._keep(k, pair)
         return self._ready(self.frames - 1)
 
     def finish(self) -> list[tuple[int, torch.Tensor]]:
@@ -112,17 +139,103 @@ class FlowStacks:
         if self.pending and self.pending[-1] > last and last not in self.planes:
             # a stack that starts past the end is the last flow frame repeated, which no stack had wanted:
             # the last two output frames show the same picture (no motion), or the last two pictures
-            x, y = (self._still(self.prev.shape),) * 2 if self.last_repeats > 1 else self._motion(self.before, self.prev)
-            self._keep(last, x, y)
-        return self._ready(last, final=True)
+            self._keep(last, (self.prev, None) if self.last_repeats > 1 else (self.before, self.prev))
+        out = self._ready(last, final=True)
+        if self.pool is not None:
+            self.pool.shutdown()
+        return out
 
     def _ready(self, last: int, final: bool = False) -> list[tuple[int, torch.Tensor]]:
         """Hand out the pending stacks whose planes are all there (``final``: with the last plane repeated)."""
         out = []
         while self.pending and (final or self.pending[0] + self.span - 1 <= last):
             start = self.pending.pop(0)
-            out.append((start, torch.cat([self.planes[k] for k in stack_frames(start, last, self.span)])))
+            planes = [self.planes[k] for k in stack_frames(start, last, self.span)]
+            out.append((start, torch.cat([p.result() if isinstance(p, Future) else p for p in planes])))
         keep_from = self.pending[0] if self.pending else self.frames  # planes no pending stack needs go
         for k in [k for k in self.planes if k < keep_from]:
             del self.planes[k]
         return out
+
+
+def flow_count(clip: Clip) -> int:
+    """The flow frames of a clip: a video's tree has one fewer than its frames; a frame folder, the x/y
+    pairs it holds (``InputError`` without any)."""
+    if clip.kind != FRAMES:
+        return clip.nframes - 1
+    listing = list_frames(clip.path, clip.id, NAMING)
+    if listing.n == 0 or listing.missing:
+        raise InputError(f"{clip.path}: no flow frames {clip.id}-NNNNNNx.jpg / y.jpg in it (give the folder "
+                         f"extract_frames.py --flow writes, or the video)" if listing.n == 0 else
+                         f"{clip.path}: flow frames missing (extract the video again)")
+    return listing.n
+
+
+def stack_starts(frames: Sequence[int], nflow: int, span: int = FLOW_SPAN) -> np.ndarray:
+    """The flow stack scored for each RGB frame number: the same frame, moved back so that the stack fits
+    (``frame_index.build_index``'s rule for val_video flow samples)."""
+    if nflow < 1:
+        raise InputError("a video of a single frame has no optical flow to score")
+    f = np.clip(np.asarray(frames, np.int64), 1, nflow)
+    return np.maximum(np.minimum(f, nflow - span + 1), 1)
+
+
+def flow_batches(clip: Clip, starts: Sequence[int], transform: Callable, batch_size: int, method: str,
+                 bound: float, short_side: int = 0, threads: int = 1,
+                 stats: dict | None = None) -> Iterator[torch.Tensor]:
+    """The flow stacks at ``starts`` (ascending; repeats allowed) of a clip, transformed, in batches of
+    ``batch_size``: read from a frame folder's flow files, or computed while its video decodes (frames
+    scaled to ``short_side`` first, as ``extract_frames.py --short-side``); decoding stops after the last
+    stack.  ``stats``: gets ``flow_pairs`` (flow frames computed) and ``flow_seconds``."""
+    starts = [int(s) for s in starts]
+    if clip.kind == FRAMES:
+        nflow = flow_count(clip)
+        stacks = ((s, transform(_read(clip, s, nflow))) for s in starts)
+    else:
+        stacks = _computed(clip, starts, transform, method, bound, short_side, threads, stats)
+    batch = []
+    for _, x in stacks:
+        batch.append(x)
+        if len(batch) == batch_size:
+            yield torch.stack(batch)
+            batch = []
+    if batch:
+        yield torch.stack(batch)
+
+
+def _read(clip: Clip, start: int, nflow: int) -> torch.Tensor:
+    root = os.path.dirname(clip.path)
+    try:
+        return read_stack([NAMING.path(root, clip.id, f, axis) for f in stack_frames(start, nflow) for axis in "xy"])
+    except FrameError as e:
+        raise InputError(f"{e}; extract the video again or remove the folder") from None
+
+
+def _computed(clip: Clip, starts: list[int], transform: Callable, method: str, bound: float, short_side: int,
+              threads: int, stats: dict | None) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, stack)`` for each of ``starts`` in order, computed while the clip's video decodes."""
+    began = time.perf_counter()
+    stacks = FlowStacks(transform, method, bound, workers=threads)
+    stacks.want(starts)
+    done: dict[int, torch.Tensor] = {}
+    i, notes = 0, []
+    try:
+        for picture, repeats in pictures(clip.path, Fraction(FPS), short_side, threads, notes):
+            done.update(stacks.add(picture, repeats))
+            while i < len(starts) and starts[i] in done:
+                yield starts[i], done[starts[i]]
+                if i + 1 == len(starts) or starts[i + 1] != starts[i]:
+                    del done[starts[i]]  # the last time it is wanted
+                i += 1
+            if i == len(starts):
+                break
+        else:
+            done.update(stacks.finish())
+    except VideoError as e:
+        raise InputError(f"{clip.path}: {e}") from None
+    finally:
+        if stacks.pool is not None:
+            stacks.pool.shutdown(cancel_futures=True)
+    yield from ((s, done[s]) for s in starts[i:])
+    if stats is not None:
+        stats.update(flow_pairs=stacks.computed, flow_seconds=time.perf_counter() - began)

@@ -146,7 +146,7 @@ def test_a_phone_video_is_written_upright(tmp_path):
 def test_live_writer_holds_frames_until_their_scores(tmp_path):
     src = source(tmp_path / "in.mp4", audio=None)
     out = tmp_path / "live.mp4"
-    with av.open(src) as c, LabelledVideoWriter(str(out), NAMES, c.streams.video[0]) as writer:
+    with av.open(src) as c, LabelledVideoWriter.for_stream(str(out), NAMES, c.streams.video[0]) as writer:
         frames = list(c.decode(video=0))
         for f in frames[:10]:
             writer.add_frame(f)
@@ -165,7 +165,7 @@ def test_written_atomically(tmp_path):
     out = tmp_path / "labelled.mp4"
     out.write_bytes(b"the previous file")
     with pytest.raises(RuntimeError, match="stop"), av.open(src) as c:
-        with LabelledVideoWriter(str(out), NAMES, c.streams.video[0]) as writer:
+        with LabelledVideoWriter.for_stream(str(out), NAMES, c.streams.video[0]) as writer:
             writer.no_more_scores()
             for i, f in enumerate(c.decode(video=0)):
                 writer.add_frame(f)

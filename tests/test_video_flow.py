@@ -83,19 +83,20 @@ def test_stacks_are_charadesflow_inputs_of_the_same_planes(video, tmp_path):
     _, _, val_video = charadesflow.get(o)
     starts = val_video.index.frame.tolist()
     assert len(set(starts)) > 1 and max(starts) + 9 == 16   # the last stack ends at the last flow frame
-    stacks = FlowStacks(flow_val_transform(o), "farneback", 20.0)
-    stacks.want(starts + [17])   # and one past the end: the last flow frame repeated
-    out, held = [], 0
-    for picture, repeats in decoded(video / "v" / "mv.mp4"):
-        out += stacks.add(picture, repeats)
-        held = max(held, len(stacks.planes))
-    out += stacks.finish()
-    assert [s for s, _ in out] == sorted(set(starts)) + [17] and not stacks.planes and held <= 16
-    got = dict(out)
-    for i, start in enumerate(starts):
-        torch.testing.assert_close(got[start], val_video[i][0], atol=1e-6, rtol=0)
-    last = torch.cat([got[starts[-1]][-2:]] * 10)   # flow frame 16 (x, y) ten times
-    torch.testing.assert_close(got[17], last, atol=0, rtol=0)
+    for workers in (1, 2):   # computed on one thread or on two, the same stacks
+        stacks = FlowStacks(flow_val_transform(o), "farneback", 20.0, workers=workers)
+        stacks.want(starts + [17])   # and one past the end: the last flow frame repeated
+        out, held = [], 0
+        for picture, repeats in decoded(video / "v" / "mv.mp4"):
+            out += stacks.add(picture, repeats)
+            held = max(held, len(stacks.planes))
+        out += stacks.finish()
+        assert [s for s, _ in out] == sorted(set(starts)) + [17] and not stacks.planes and held <= 16
+        got = dict(out)
+        for i, start in enumerate(starts):
+            torch.testing.assert_close(got[start], val_video[i][0], atol=1e-6, rtol=0)
+        last = torch.cat([got[starts[-1]][-2:]] * 10)   # flow frame 16 (x, y) ten times
+        torch.testing.assert_close(got[17], last, atol=0, rtol=0)
 
 
 def test_only_wanted_pairs_are_computed_and_late_wants_are_refused(video):

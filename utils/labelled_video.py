@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from fractions import Fraction
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from utils.atomic import atomic_output
 from utils.overlay import YUVOverlay, margin, render_panel, top_actions
-from utils.video_frames import open_video, require
+from utils.video_decode import open_video, require
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,18 @@ def _encoder(av) -> str:
 class LabelledVideoWriter:
     """Write a labelled copy of a video stream to ``path`` (MP4), atomically.
 
-    ``like``: the input video stream (its time base, rate and colour tags are kept); ``audio``: the input
-    audio stream to keep, or None.  ``add_scores(t, scores)`` in time order, ``add_frame(frame)`` (PyAV
-    frames of ``like``, in presentation order), ``add_audio(packet)`` (packets of ``audio``);
+    ``time_base`` of the frames' pts, nominal ``rate``; ``colours``: the input stream's codec context, whose
+    colour tags are kept (None: frames made from RGB); ``audio``: the input audio stream to keep, or None
+    (``for_stream`` takes them from an input stream).  ``add_scores(t, scores)`` in time order,
+    ``add_frame(frame)`` (PyAV frames in presentation order), ``add_audio(packet)`` (packets of ``audio``);
     ``no_more_scores()`` once every score is in (a file scored beforehand).  Use as a context manager:
     on an error nothing is left at ``path`` (a previous file there is kept)."""
 
-    def __init__(self, path: str, names: Sequence[str], like, audio=None, top: int = 3, preset: str = PRESET,
-                 crf: int = CRF):
+    def __init__(self, path: str, names: Sequence[str], time_base: Fraction, rate: Fraction, colours=None,
+                 audio=None, top: int = 3, preset: str = PRESET, crf: int = CRF):
         self.av = require("av")
-        self.path, self.names, self.like, self.top = path, list(names), like, top
+        self.path, self.names, self.top = path, list(names), top
+        self.time_base, self.rate, self.colours = Fraction(time_base), Fraction(rate), colours
         self.options = {"preset": preset, "crf": str(crf)}
         self.audio_in = audio
         self.times: list[float] = []
@@ -73,6 +75,12 @@ class LabelledVideoWriter:
         self.audio_samples = 0
         self.early_audio: list = []         # audio packets that came before the first video frame
         self._stack = ExitStack()
+
+    @classmethod
+    def for_stream(cls, path: str, names: Sequence[str], stream, audio=None, **kwargs) -> "LabelledVideoWriter":
+        """A writer of the frames of the input video ``stream`` (its time base, rate and colour tags)."""
+        rate = stream.average_rate or stream.guessed_rate or Fraction(24)
+        return cls(path, names, stream.time_base, rate, stream.codec_context, audio, **kwargs)
 
     # -- inputs ---------------------------------------------------------------------------------------
     def add_scores(self, t: float, scores: np.ndarray) -> None:
@@ -99,7 +107,7 @@ class LabelledVideoWriter:
             self.first_pts = pts
             self._open(frame)
         self.prev = (pts, frame.duration or self._frame_ticks())
-        t = float((pts - self.first_pts) * self.like.time_base)
+        t = float((pts - self.first_pts) * self.time_base)
         if self.final or (self.times and t < self.times[-1]):
             self._write(t, frame, pts)
         else:
@@ -128,11 +136,10 @@ class LabelledVideoWriter:
 
     # -- output ---------------------------------------------------------------------------------------
     def _frame_ticks(self) -> int:
-        rate = self.like.average_rate or self.like.guessed_rate or 24
-        return max(1, round(1 / (rate * self.like.time_base)))
+        return max(1, round(1 / (self.rate * self.time_base)))
 
     def _start_seconds(self) -> Fraction:
-        return self.first_pts * self.like.time_base
+        return self.first_pts * self.time_base
 
     def _open(self, frame) -> None:
         """The output container and streams, sized by the first frame (upright, even)."""
@@ -143,16 +150,18 @@ class LabelledVideoWriter:
         self.size = (w - w % 2, h - h % 2)
         self.container = av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"})
         self._stack.callback(self.container.close)
-        rate = self.like.average_rate or self.like.guessed_rate or Fraction(24)
-        self.video = self.container.add_stream(_encoder(av), rate=rate, options=self.options)
+        self.video = self.container.add_stream(_encoder(av), rate=self.rate, options=self.options)
         self.video.width, self.video.height, self.video.pix_fmt = *self.size, "yuv420p"
-        self.video.time_base = self.video.codec_context.time_base = self.like.time_base
-        for tag in ("color_primaries", "color_trc", "colorspace", "color_range"):
+        self.video.time_base = self.video.codec_context.time_base = self.time_base
+        for tag in ("color_primaries", "color_trc", "colorspace", "color_range") if self.colours else ():
             try:  # keep the input's colour tags, so the pixels mean what they meant
-                setattr(self.video.codec_context, tag, getattr(self.like.codec_context, tag))
+                setattr(self.video.codec_context, tag, getattr(self.colours, tag))
             except (AttributeError, TypeError, ValueError):
                 pass
-        self.matrix = 709 if self.like.codec_context.colorspace == 1 or self.size[1] >= 720 else 601
+        # the panel's colours in the matrix players assume: the input's tag, else BT.709 for HD (frames made
+        # from RGB are converted with BT.601, as swscale does)
+        hd = self.colours is not None and (self.colours.colorspace == 1 or self.size[1] >= 720)
+        self.matrix = 709 if hd else 601
         if self.audio_in is not None:
             self._open_audio(self.audio_in)
             for packet in self.early_audio:
@@ -206,7 +215,7 @@ class LabelledVideoWriter:
             overlay.apply(*planes)
         out = av.VideoFrame.from_ndarray(np.concatenate([p.reshape(-1, w) for p in planes]), format="yuv420p")
         out.pts = pts - self.first_pts
-        out.time_base = self.like.time_base
+        out.time_base = self.time_base
         self.container.mux(self.video.encode(out))
         self.frames += 1
 
@@ -248,7 +257,7 @@ def label_video(src: str, dst: str, times: Sequence[float], scores: np.ndarray, 
     container, stream = open_video(src, threads)
     with container:
         audio = container.streams.audio[0] if container.streams.audio else None
-        with LabelledVideoWriter(dst, names, stream, audio, top, preset) as writer:
+        with LabelledVideoWriter.for_stream(dst, names, stream, audio, top=top, preset=preset) as writer:
             for t, s in zip(times, scores):
                 writer.add_scores(t, s)
             writer.no_more_scores()
@@ -271,3 +280,20 @@ def label_video(src: str, dst: str, times: Sequence[float], scores: np.ndarray, 
                 for frame in frames:
                     writer.add_frame(frame)
         return writer.frames
+
+
+def label_pictures(pictures: Iterable[np.ndarray], rate: Fraction, dst: str, times: Sequence[float],
+                   scores: np.ndarray, names: Sequence[str], top: int = 3, preset: str = PRESET) -> int:
+    """Write ``dst`` from RGB pictures (H x W x 3, e.g. a frame folder's) shown at ``rate``, labelled as
+    ``label_video`` does; returns the frames written."""
+    av = require("av")
+    rate = Fraction(rate)
+    with LabelledVideoWriter(dst, names, 1 / rate, rate, top=top, preset=preset) as writer:
+        for t, s in zip(times, scores):
+            writer.add_scores(t, s)
+        writer.no_more_scores()
+        for i, rgb in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = i
+            writer.add_frame(frame)
+    return writer.frames

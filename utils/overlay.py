@@ -23,9 +23,10 @@ YUV_OFFSET = np.array([16.0, 128.0, 128.0])
 
 
 def top_actions(scores: np.ndarray, names: Sequence[str], k: int) -> list[tuple[str, float]]:
-    """The ``k`` best ``(name, score)`` of one frame's scores, best first (ties: the lower class first)."""
+    """The ``k`` best ``(name, score)`` of one frame's scores, best first (ties: the lower class first); a
+    class without a name is ``class N``."""
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")[:k]
-    return [(names[c], float(scores[c])) for c in order]
+    return [(names[c] if c < len(names) else f"class {c}", float(scores[c])) for c in order]
 
 
 def _font(size: int) -> ImageFont.ImageFont:
