@@ -60,9 +60,10 @@ def online_inputs(paths: list[str], extensions: str, find_videos) -> list[video_
     """The inputs of the online mode: URLs and devices as streams, the rest as ``find_inputs`` finds them."""
     clips = []
     for path in paths:
-        if is_stream(path):
-            name = os.path.splitext(os.path.basename(path.split("?")[0].rstrip("/")))[0] or "stream"
-            clips.append(video_input.Clip(name.split(":")[-1] or "stream", path, STREAM))
+        if is_stream(path):  # its id: the last part of the URL's path (or host), the device's name
+            target = path.split("://", 1)[1] if "://" in path else path.split(":", 1)[1]
+            name = os.path.splitext(os.path.basename(target.split("?")[0].rstrip("/")))[0]
+            clips.append(video_input.Clip(name[:60] or "stream", path, STREAM))
         else:
             clips += video_input.find_inputs([path], extensions, find_videos)
     return clips
