@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             pred, thumbs = predict_clip(clip, streams, names, opts)
         except cli.UserError as e:
             failed.append((clip, str(e)))
-            log.warning("skipped %s: %s", clip.path, e)
+            log.warning("not scored: %s", e)
             continue
         write_outputs(pred, thumbs, opts)
         if opts.out_video:
@@ -381,7 +381,7 @@ def write_submissions(done: list[VideoPrediction], failed: list, count: int, opt
         write_localization(os.path.join(opts.out, "localize.txt"), ids, np.stack([p.localization() for p in done]))
     print(f"{len(done)} of {count} inputs scored; outputs in {opts.out}", flush=True)
     for clip, why in failed:
-        print(f"  not scored: {clip.path}: {why}", file=sys.stderr)
+        print(f"  not scored: {why}", file=sys.stderr)
     if failed and not done:
         raise cli.UserError(f"none of the {count} inputs could be scored (above)")
     return 2 if failed else 0

@@ -43,8 +43,8 @@ def recorded_settings(checkpoint, where: str = "checkpoint") -> dict | None:
     for name, kind in _TYPES.items():
         if name in found:
             value = found[name]
-            if not isinstance(value, (int, float, str)) or isinstance(value, bool) or \
-                    (kind is str) != isinstance(value, str):
+            allowed = {str: (str,), int: (int,), float: (int, float)}[kind]
+            if not isinstance(value, allowed) or isinstance(value, bool):
                 raise SettingsError(f"{where}: recorded option {name!r} is {value!r}, not a {kind.__name__}")
             out[name] = kind(value)
     names = found.get("class_names")

@@ -114,6 +114,8 @@ def measure_clip(clip: Clip, threads: int = 1) -> Clip:
         clip.nframes, clip.duration = listing.n, listing.n / FPS
         return clip
     from utils.video_sample import measure  # PyAV only when there are videos
+    if os.path.getsize(clip.path) == 0:
+        raise InputError(f"{clip.path}: an empty file")
     try:
         clip.length = measure(clip.path, TREE_FPS, threads)
     except VideoError as e:

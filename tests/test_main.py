@@ -39,6 +39,11 @@ def test_smoke_run_writes_all_files(tmp_path):
     assert log.index("options:") < log.index("train epoch 1")
     ckpt = checkpoints.load_checkpoint(str(cache / "model.pth.tar"))
     assert ckpt["epoch"] == 2 and ckpt["arch"] == "resnet18"
+    # the options that shape the model and its scores, for predict.py (plain types: loaded safely above)
+    assert {k: ckpt["settings"][k] for k in ("arch", "dataset", "nclass", "nhidden", "inputsize", "test_frames",
+                                             "sigma", "window_smooth", "class_names")} == {
+        "arch": "resnet18", "dataset": "fake", "nclass": 10, "nhidden": 2, "inputsize": 32, "test_frames": 6,
+        "sigma": 150.0, "window_smooth": 3, "class_names": None}
     # --evaluate with the checkpoint: validate + validate_video only (rewrites epoch_002.txt)
     before = (cache / "model.pth.tar").stat().st_mtime_ns
     out = main.main(fake_flags(tmp_path) + ["--evaluate", "--resume", str(cache / "model.pth.tar")])

@@ -6,7 +6,8 @@ the error when absent.
   and MP4 files may carry as a one-frame "video" stream).
 - **Frame times.** Presentation timestamps (``pts * time_base``) from the first decoded frame, so variable
   frame rates come out right; ``tolerance`` is half a unit of the stream's time base (containers round
-  timestamps to it: WebM to the millisecond).  A frame without a timestamp comes right after the previous
+  timestamps to it: WebM to the millisecond), at most half a millisecond (a time base of a whole frame,
+  as AVI's, is exact).  A frame without a timestamp comes right after the previous
   one.  Undecodable packets are skipped and a broken container ends the stream, as ffmpeg does; both are
   noted.
 - **How many frames.** ``frame_count``: a video gets every output instant ``(k-1)/fps`` inside it,
@@ -65,10 +66,10 @@ def open_video(path: str, threads: int):
     av = require("av")
     try:
         container = av.open(path)
-    except av.error.FFmpegError as e:
-        raise VideoError(f"cannot open: {e}") from None
+    except av.error.FFmpegError as e:  # (its text repeats the path: the caller names the file)
+        raise VideoError(f"cannot open: {e.strerror or e}") from None
     except (OSError, ValueError) as e:  # a folder, an unreadable file
-        raise VideoError(f"cannot open: {e}") from None
+        raise VideoError(f"cannot open: {getattr(e, 'strerror', None) or e}") from None
     stream = video_stream(container)
     if stream is None:
         container.close()
@@ -78,9 +79,14 @@ def open_video(path: str, threads: int):
     return container, stream
 
 
+ROUNDING = Fraction(1, 1000)  # the coarsest unit containers round timestamps to (Matroska, WebM, FLV: 1 ms)
+
+
 def tolerance(stream) -> Fraction:
-    """Half a unit of the stream's time base: how far a rounded timestamp may be from the true time."""
-    return Fraction(stream.time_base) / 2
+    """How far a container's timestamp may be from the true time: half a unit of the stream's time base, at
+    most half a millisecond.  A coarser time base counts frames (AVI: 1001/30000 s), whose timestamps are
+    exact: half of its unit would turn the rule's "at or before" into "nearest"."""
+    return min(Fraction(stream.time_base), ROUNDING) / 2
 
 
 def declared_duration(container, stream) -> Fraction | None:

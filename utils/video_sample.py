@@ -32,6 +32,7 @@ class VideoLength:
     fps: Fraction
     decoded_all: bool
     notes: list[str] = field(default_factory=list)
+    first_pts: int | None = None  # of the first frame (found on the cheap path; seeks need it)
 
     @property
     def duration(self) -> float:
@@ -41,15 +42,16 @@ class VideoLength:
 def measure(path: str, fps: Fraction, threads: int = 1, cheap: bool = True) -> VideoLength:
     """The video's length by the frame rule: from its tail where that is safe (``video_seek.tail_end``),
     else by decoding every frame.  ``VideoError`` when nothing decodes."""
-    container, stream = open_video(path, threads)
+    if cheap:
+        container, stream = open_video(path, threads)
+        with container:
+            found = video_seek.tail_end(container, stream)
+            if found is not None:
+                end, first = found
+                return VideoLength(end, frame_count(end, fps, tolerance(stream)), fps, False, first_pts=first)
+    container, stream = open_video(path, threads)  # the full decode, from a freshly opened file
     with container:
         tol = tolerance(stream)
-        if cheap:
-            end = video_seek.tail_end(container, stream)
-            if end is not None:
-                return VideoLength(end, frame_count(end, fps, tol), fps, False)
-            container.seek(0)  # back to the start for the full decode
-            stream.codec_context.flush_buffers()
         notes: list[str] = []
         end = stream_end(decoded(container, stream, notes))
         if end is None:
@@ -63,28 +65,37 @@ def sampled(path: str, wanted: Sequence[int], length: VideoLength, threads: int 
             cheap: bool = True, stats: dict | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """``(k, RGB picture)`` for each output frame ``k`` of ``wanted`` (1-based, ascending, repeats allowed,
     at most ``length.nframes``), scaled to ``short_side`` (0: full size) and turned upright: the picture
-    ``extract_frames.py`` writes as frame ``k``.  Seeks where that is cheaper (``video_seek.plan``), else
-    decodes straight through, stopping after the last one.  ``stats`` (a dict) receives ``frames_decoded``
-    and ``seeks``."""
+    ``extract_frames.py`` writes as frame ``k``.  Seeks where that is cheaper (``video_seek.shown_by_seeking``), else
+    decodes straight through, stopping after the last one.  ``stats`` (a dict) receives ``frames_decoded``,
+    ``seeks`` and ``marks`` (the frames decoded when each chosen frame was found)."""
     wanted = list(wanted)
     if not wanted:
         return
     if wanted != sorted(wanted) or wanted[0] < 1 or wanted[-1] > length.nframes:
         raise ValueError(f"frames must be ascending in 1..{length.nframes}, got {wanted[0]}..{wanted[-1]}")
-    container, stream = open_video(path, threads)
-    with container:
-        counted = video_seek.Counted()
-        plan = video_seek.plan(container, stream, wanted, length.fps) if cheap and not length.decoded_all else None
-        if plan is not None:
-            shown = video_seek.shown_by_seeking(container, stream, plan, length.fps, counted)
-        else:
-            notes: list[str] = []
-            shown = shown_at(counted.wrap(decoded(container, stream, notes)), wanted, length.fps, tolerance(stream))
-        size, last, rgb = None, None, None
-        for k, frame in shown:
-            size = size or scaled_size(frame.width, frame.height, short_side)
-            if frame is not last:  # a picture shown by several chosen frames is converted once
-                last, rgb = frame, to_rgb(frame, size)
-            yield k, rgb
-        if stats is not None:
-            stats.update(frames_decoded=counted.frames, seeks=counted.seeks, path="seek" if plan else "straight")
+    counted, size, last, rgb, done = video_seek.Counted(), None, None, None, 0
+    seeking = cheap and length.first_pts is not None
+    while done < len(wanted):
+        container, stream = open_video(path, threads)
+        with container:
+            if seeking:
+                shown = video_seek.shown_by_seeking(container, stream, wanted[done:], length.fps, length.first_pts,
+                                                    counted)
+            else:
+                shown = shown_at(counted.wrap(decoded(container, stream, [])), wanted[done:], length.fps,
+                                 tolerance(stream))
+            try:
+                for k, frame in shown:
+                    size = size or scaled_size(frame.width, frame.height, short_side)
+                    if frame is not last:  # a picture shown by several chosen frames is converted once
+                        last, rgb = frame, to_rgb(frame, size)
+                    counted.mark()
+                    yield k, rgb
+                    done += 1
+            except video_seek.SeekFailed:
+                seeking = False  # the rest straight through, from the start
+                continue
+            if done < len(wanted):
+                raise VideoError(f"the video ended before frame {wanted[done]} of its {length.nframes}")
+    if stats is not None:
+        stats.update(frames_decoded=counted.frames, seeks=counted.seeks, marks=counted.marks)

@@ -1,18 +1,47 @@
-"""Seeking instead of decoding everything: a video's end from its tail, chosen frames from the keyframes
-before them.  Each function returns None where it cannot be sure to give what a full decode gives, and
-the caller then decodes the whole stream (``utils.video_sample``)."""
+"""Seeking instead of decoding everything (``predict.py``): a video's end from its tail, and chosen frames
+from the keyframes before them.  Both give exactly what a full decode gives, or say they cannot (None, or
+``SeekFailed``), and the caller then decodes the whole stream (``utils.video_sample``).
+
+- **Where.** Containers with a seek index: MP4 / MOV, Matroska / WebM, AVI.  Others (MPEG program and
+  transport streams, raw streams...) are decoded straight through.
+- **The end.** The first frame's timestamp from the start, then a seek to the last keyframe and a decode
+  to the end of the file.  Not trusted (None) when that tail has damaged packets, a lone frame without a
+  duration, an index that points past the end of the file, or ends over ``SHORT_BY_S`` before the
+  container's declared duration (a truncated file).
+- **Chosen frames.** For each output instant ``s``: the last frame with ``t <= s + tolerance``.  Before an
+  instant whose keyframe (by the index) lies more than ``SEEK_COST_FRAMES`` frames past what is already
+  decoded, seek (to the instant: the demuxer goes to the keyframe at or before it); otherwise go on
+  decoding: so a short video, or samples close together, are decoded straight through.  After a seek,
+  packets before the first keyframe are dropped, and the keyframe must come at or before the instant
+  (else the index's keyframes before it are tried, then the whole stream is decoded).
+"""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
+
+from utils.video_decode import SHORT_BY_S, decoded_frames, declared_duration, frame_times, tolerance
+
+SEEKABLE = ("mov", "matroska", "avi")  # demuxers (``container.format.name`` parts) with an index to seek by
+SEEK_COST_FRAMES = 8  # a seek costs about the decoder's reorder delay and a flush: a few frames
+RETRIES = 3           # keyframes further back tried when a seek lands after the instant
+
+
+class SeekFailed(Exception):
+    """Seeking could not give the frame a full decode gives; decode straight through instead."""
 
 
 class Counted:
-    """Counts the frames decoded (and seeks made) for the benchmark and the tests."""
+    """Counts the frames decoded and the seeks made (the benchmark and the tests read them)."""
 
     def __init__(self):
         self.frames = 0
         self.seeks = 0
+        self.marks: list[int] = []  # ``frames`` when each chosen frame was found
+
+    def mark(self) -> None:
+        self.marks.append(self.frames)
 
     def wrap(self, frames: Iterable) -> Iterator:
         for item in frames:
@@ -20,15 +49,135 @@ class Counted:
             yield item
 
 
-def tail_end(container, stream) -> Fraction | None:
-    """``D`` from the last keyframe on; None where a full decode is needed."""
+def seekable(container) -> bool:
+    """Whether the container has an index to seek by."""
+    return any(name in SEEKABLE for name in container.format.name.split(","))
+
+
+def from_keyframe(container, stream) -> Iterator:
+    """The packets of ``stream`` from the first keyframe the demuxer gives after a seek."""
+    started = False
+    for packet in container.demux(stream):
+        started = started or (packet.is_keyframe and packet.size > 0)
+        if started or packet.size == 0:  # (the empty packet at the end flushes the decoder)
+            yield packet
+
+
+def seek(container, stream, pts: int) -> None:
+    """Put the demuxer at the keyframe at or before ``pts`` (the stream's time base) and empty the decoder."""
+    container.seek(int(pts), backward=True, any_frame=False, stream=stream)
+    stream.codec_context.flush_buffers()
+
+
+def first_pts(container, stream) -> int | None:
+    """The pts of the first decoded frame (from the start), or None."""
+    for frame in decoded_frames(container, stream, []):
+        if frame.pts is not None:
+            return frame.pts
     return None
 
 
-def plan(container, stream, wanted: list[int], fps: Fraction):
-    """Which keyframes to seek to for the output frames ``wanted``; None: decode straight through."""
-    return None
+def tail_end(container, stream) -> tuple[Fraction, int] | None:
+    """``(D, first pts)``: the end of the last frame in seconds from the first frame, found from the last
+    keyframe on; None where only a full decode can say (see the module docstring)."""
+    if not seekable(container):
+        return None
+    try:
+        first = first_pts(container, stream)
+        if first is None:
+            return None
+        entries = stream.index_entries
+        if len(entries) and os.path.isfile(container.name) and \
+                max(e.pos + e.size for e in entries) > os.path.getsize(container.name):
+            return None  # the index points past the end of the file: truncated
+        seek(container, stream, 2 ** 62)  # the last keyframe
+        notes: list[str] = []
+        held, prev_t, frames = None, None, 0
+        for t, duration, frame in frame_times(decoded_frames(container, stream, notes, from_keyframe(container, stream)),
+                                              first, Fraction(stream.time_base)):
+            frames += 1
+            if held is not None:
+                if t <= held[0]:
+                    continue
+                prev_t = held[0]
+            held = (t, duration)
+    except Exception:  # any trouble seeking: the full decode will say what is wrong
+        return None
+    if notes or held is None or (not held[1] and prev_t is None):
+        return None
+    end = held[0] + (held[1] or held[0] - prev_t)
+    declared = declared_duration(container, stream)
+    if declared is not None and declared - end > SHORT_BY_S:
+        return None
+    return end, first
 
 
-def shown_by_seeking(container, stream, plan, fps: Fraction, counted: Counted):
-    raise NotImplementedError
+def keyframe_times(stream, first: int) -> list[Fraction]:
+    """The keyframe timestamps of the stream's index, in seconds from the first frame, ascending."""
+    tb = Fraction(stream.time_base)
+    return sorted({(e.timestamp - first) * tb for e in stream.index_entries if e.is_keyframe})
+
+
+def shown_by_seeking(container, stream, wanted: Sequence[int], fps: Fraction, first: int,
+                     counted: Counted) -> Iterator[tuple[int, object]]:
+    """``(k, frame)`` for each output frame ``k`` of ``wanted`` (ascending): the frame the frame rule shows
+    there, seeking to keyframes where that saves decoding.  ``SeekFailed`` where it cannot be sure."""
+    tol = tolerance(stream)
+    rate = stream.average_rate or stream.guessed_rate or 25
+    seek_cost = Fraction(SEEK_COST_FRAMES) / Fraction(rate)
+    seek(container, stream, first)  # (Matroska reads its index, the cues, at the first seek)
+    keys = keyframe_times(stream, first)
+    frames, held, ahead, last_t = None, None, None, None
+    for k in wanted:
+        limit = Fraction(k - 1) / fps + tol
+        if ahead is not None and ahead[0] <= limit:
+            held, ahead = ahead, None
+        before = [key for key in keys if key <= limit]
+        if before and (frames is None or (ahead is None and before[-1] - last_t > seek_cost)):
+            frames, held, ahead = _seek_to(container, stream, keys, len(before) - 1, limit, first, counted)
+        elif frames is None:
+            raise SeekFailed("no keyframe before the instant")
+        while ahead is None:
+            item = next(frames, None)
+            if item is None:
+                break
+            last_t = item[0]
+            if held is not None and item[0] <= held[0]:
+                continue  # a timestamp that does not increase: dropped, as by the frame rule
+            if item[0] <= limit:
+                held = item
+            else:
+                ahead = item
+        if held is None:
+            raise SeekFailed(f"no frame at or before {float(limit):.3f} s after the seek")
+        yield k, held[2]
+
+
+def _seek_to(container, stream, keys: list[Fraction], i: int, limit: Fraction, first: int, counted: Counted):
+    """Seek to the keyframe at or before ``limit`` (the demuxer's choice), or else to up to ``RETRIES``
+    keyframes of the index before ``keys[i]``, so that the first keyframe decoded comes at or before
+    ``limit``; returns ``(frames, held, ahead)`` with that keyframe held."""
+    tb = Fraction(stream.time_base)
+    for target in [limit] + keys[max(i - RETRIES, 0):i][::-1]:
+        seek(container, stream, first + target / tb)
+        counted.seeks += 1
+        notes: list[str] = []
+        frames = _checked(frame_times(counted.wrap(decoded_frames(container, stream, notes,
+                                                                  from_keyframe(container, stream))),
+                                      first, tb), notes)
+        head = next(frames, None)
+        if head is None or not head[2].key_frame:
+            raise SeekFailed("no keyframe after the seek")
+        if head[0] <= limit:
+            return frames, head, None
+    raise SeekFailed("seeks land after the instant")
+
+
+def _checked(frames: Iterator, notes: list[str]) -> Iterator:
+    """``frames``, raising ``SeekFailed`` as soon as decoding notes a damaged packet."""
+    for item in frames:
+        if notes:
+            raise SeekFailed(notes[0])
+        yield item
+    if notes:
+        raise SeekFailed(notes[0])
