@@ -217,12 +217,13 @@ def resolve_flow(opts: argparse.Namespace, argv: list[str]) -> tuple[argparse.Na
 
 @dataclass
 class Stream:
-    """One scored stream: its network (on ``opts.device``) and options, and how a clip's frames become its
-    inputs: ``inputs(clip, frames, stats, thumbs) -> (batches, frame numbers)``."""
+    """One scored stream: its network (on ``opts.device``) and options, the transform of its inputs, and how a
+    clip's frames become its inputs: ``inputs(clip, frames, stats, thumbs) -> (batches, frame numbers)``."""
 
     name: str
     model: torch.nn.Module
     opts: argparse.Namespace
+    transform: Callable
     inputs: Callable
 
     def score(self, clip: video_input.Clip, windows: list[np.ndarray], stats: dict, thumbs: dict | None
@@ -258,12 +259,13 @@ def rgb_stream(opts: argparse.Namespace, ckpt: dict) -> Stream:
 
     def inputs(clip, frames, stats, thumbs):
         return video_input.batches(clip, frames, transform, opts.batch_size, usable_cores(), stats, thumbs), frames
-    return Stream("rgb", load_network(opts, ckpt, opts.resume), opts, inputs)
+    return Stream("rgb", load_network(opts, ckpt, opts.resume), opts, transform, inputs)
 
 
-def flow_stream(opts: argparse.Namespace, ckpt: dict) -> Stream:
-    """The flow stream: stacks of 10 flow pairs from each scored frame (moved back to fit at the end), read
-    from a frame folder's flow files or computed while the video decodes (``datasets.video_flow``)."""
+def flow_inputs(opts: argparse.Namespace) -> Callable:
+    """How a clip's frames become flow stacks: 10 flow pairs from each scored frame (moved back to fit at the
+    end), read from a frame folder's flow files or computed while the video decodes (``datasets.video_flow``,
+    ``--flow-method``, ``--flow-bound``, ``--flow-short-side``); says beforehand how long TV-L1 will take."""
     from utils.video_frames import flow_method
     try:
         method = flow_method(opts.flow_method)
@@ -274,16 +276,19 @@ def flow_stream(opts: argparse.Namespace, ckpt: dict) -> Stream:
     def inputs(clip, frames, stats, thumbs):
         starts = video_flow.stack_starts(frames, video_flow.flow_count(clip))
         if clip.kind == video_input.VIDEO:
-            pairs = len({f for s in set(starts.tolist()) for f in range(s, s + 10)})
-            (log.warning if method == "tvl1" else log.info)(
-                "%s: computing %d flow frame pairs (%s at short side %s)%s", clip.id, pairs, method,
-                opts.flow_short_side or "full", " - TV-L1 takes seconds per pair on a CPU: expect about "
-                f"{pairs * 0.3 / max(1, usable_cores() // 2):.0f}-{pairs * 1.5 / max(1, usable_cores()):.0f} s"
-                if method == "tvl1" else "")
+            pairs, size, seconds = video_flow.expected_cost(clip, starts, method, opts.flow_short_side, usable_cores())
+            (log.warning if seconds > 30 else log.info)(
+                "%s: %d flow frame pairs by %s at %dx%d: expect about %.0f s", clip.id, pairs, method, *size, seconds)
         batches = video_flow.flow_batches(clip, starts, transform, opts.batch_size, method, opts.flow_bound,
                                           opts.flow_short_side, usable_cores(), stats)
         return batches, starts
-    return Stream("flow", load_network(opts, ckpt, opts.flow_resume), opts, inputs)
+    return inputs
+
+
+def flow_stream(opts: argparse.Namespace, ckpt: dict) -> Stream:
+    """The flow stream: the checkpoint's network (20 input channels) on ``flow_inputs``."""
+    inputs = flow_inputs(opts)
+    return Stream("flow", load_network(opts, ckpt, opts.flow_resume), opts, flow_val_transform(opts), inputs)
 
 
 def predict_clip(clip: video_input.Clip, streams: list[Stream], names: list[str], opts: argparse.Namespace,

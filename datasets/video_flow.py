@@ -180,6 +180,23 @@ def stack_starts(frames: Sequence[int], nflow: int, span: int = FLOW_SPAN) -> np
     return np.maximum(np.minimum(f, nflow - span + 1), 1)
 
 
+# seconds per pixel of a frame pair on one core, measured on this project's 2-core CPU at 854x480 (README):
+# OpenCV's TV-L1 ~1 s a pair, Farneback ~0.06 s
+SECONDS_PER_PIXEL = {"tvl1": 2.4e-6, "farneback": 1.5e-7}
+
+
+def expected_cost(clip: Clip, starts: Sequence[int], method: str, short_side: int, workers: int
+                  ) -> tuple[int, tuple[int, int], float]:
+    """``(pairs, (w, h), seconds)``: the flow frames the stacks need, the size they are computed at, and
+    about how long that takes (``SECONDS_PER_PIXEL`` on ``workers`` cores)."""
+    from utils.video_decode import open_video, scaled_size
+    pairs = len({f for s in set(int(s) for s in starts) for f in range(s, s + FLOW_SPAN)})
+    container, stream = open_video(clip.path, 1)
+    with container:
+        size = scaled_size(stream.width, stream.height, short_side)
+    return pairs, size, pairs * size[0] * size[1] * SECONDS_PER_PIXEL[method] / max(1, workers)
+
+
 def flow_batches(clip: Clip, starts: Sequence[int], transform: Callable, batch_size: int, method: str,
                  bound: float, short_side: int = 0, threads: int = 1,
                  stats: dict | None = None) -> Iterator[torch.Tensor]:
