@@ -258,7 +258,8 @@ def rgb_stream(opts: argparse.Namespace, ckpt: dict) -> Stream:
     transform = val_transform(opts)
 
     def inputs(clip, frames, stats, thumbs):
-        return video_input.batches(clip, frames, transform, opts.batch_size, usable_cores(), stats, thumbs), frames
+        images = video_input.pictures(clip, frames, usable_cores(), stats)  # decoded once, streaming
+        return video_input.batches(images, len(frames), transform, opts.batch_size, thumbs), frames
     return Stream("rgb", load_network(opts, ckpt, opts.resume), opts, transform, inputs)
 
 

@@ -116,7 +116,8 @@ def end_to_end(path: str, arch: str, inputsize: int, out: str, calib: float) -> 
     # the same frames in memory, through the bare network at the same batch size
     frames = video_input.sample_windows(clip.nframes, clip.duration, opts.test_frames)[0]
     t0 = time.perf_counter()
-    x = torch.cat(list(video_input.batches(clip, frames, stream.transform, opts.batch_size)))
+    x = torch.cat(list(video_input.batches(video_input.pictures(clip, frames), len(frames), stream.transform,
+                                           opts.batch_size)))
     decode = time.perf_counter() - t0
     with torch.no_grad():
         train.forward(stream.model, x[:2], opts)  # warm-up

@@ -177,12 +177,14 @@ def thumbnail(image: Image.Image, height: int) -> Image.Image:
     return image.resize((max(1, round(image.width * height / image.height)), height), Image.BILINEAR)
 
 
-def batches(clip: Clip, frames: Sequence[int], transform: Callable, batch_size: int, threads: int = 1,
-            stats: dict | None = None, thumbs: dict | None = None, thumb_height: int = 72) -> Iterator[torch.Tensor]:
-    """The transformed ``frames`` of a clip in batches of ``batch_size`` (the last one shorter).  ``thumbs``:
-    a dict whose keys are frame numbers; their pictures go into it, scaled to ``thumb_height`` pixels."""
+def batches(images: Iterator[tuple[int, Image.Image]], count: int, transform: Callable, batch_size: int,
+            thumbs: dict | None = None, thumb_height: int = 72) -> Iterator[torch.Tensor]:
+    """The next ``count`` frames of ``images`` (``pictures``), transformed, in batches of ``batch_size`` (the
+    last one shorter).  ``thumbs``: a dict whose keys are frame numbers; their pictures go into it, scaled
+    to ``thumb_height`` pixels."""
     batch = []
-    for k, image in pictures(clip, frames, threads, stats):
+    for _ in range(count):
+        k, image = next(images)
         if thumbs is not None and k in thumbs and thumbs[k] is None:
             thumbs[k] = thumbnail(image, thumb_height)
         batch.append(transform(image))

@@ -183,3 +183,38 @@ def test_bad_checkpoints_and_output_folder(setup, tmp_path, capsys):
         assert run(*args) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("predict.py: error: ") and message in err and err.count("\n") == 1, err
+
+
+def high_water_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def test_memory_stays_flat_in_the_video_length(setup, tmp_path):
+    """Peak memory over what the process held before (Linux: the high-water mark, reset) of --fps 12 on a
+    40-s video, against a 4-s one: decoded pictures, images and inputs are never all kept (all 960 decoded
+    pictures of the long one would be 55 MB, its 480 scored images 27 MB)."""
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
+    tmp, ckpt, _, _ = setup
+    extra = {}
+    for seconds in (4, 40):
+        path = tmp_path / f"v{seconds}.mp4"
+        rng = np.random.default_rng(0)
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=24)
+            s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+            for i in range(24 * seconds):
+                img = np.roll(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), i, axis=1)
+                c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            c.mux(s.encode())
+        opts, loaded, names = predict.resolve([str(path), "--resume", ckpt, "--fps", "12", "-o", str(tmp_path)])
+        stream = predict.rgb_stream(opts, loaded)
+        clip = predict.video_input.Clip(path.stem, str(path), "video")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # the high-water mark starts again from what is resident now
+        before = high_water_mb()
+        pred, _ = predict.predict_clip(clip, [stream], names, opts)
+        extra[seconds] = high_water_mb() - before
+        assert len(pred.frames) == 12 * seconds
+    assert extra[40] - extra[4] < 15, extra

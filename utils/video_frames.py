@@ -5,7 +5,7 @@ with the install command in the error when absent.
 
 **The frame rule.** Source times are presentation timestamps (``pts * time_base``) from the first decoded
 frame, so variable frame rates come out right; ``tol`` is half a unit of the stream's time base (containers
-round timestamps to it: WebM to the millisecond).  Output frame ``k`` (1-based) is the picture on screen at
+round timestamps to it: WebM to the millisecond), at most half a millisecond (``video_decode.tolerance``).  Output frame ``k`` (1-based) is the picture on screen at
 ``s_k = (k-1) / fps``: the last source frame with ``t <= s_k + tol``.  A video gets every instant inside
 it, ``n = max(1, ceil((D - tol) * fps))`` frames, ``D`` the end of its last frame (timestamp + duration;
 without a duration, the gap before it).  At a constant rate ``r`` with ``m`` frames: ``n = ceil(m * fps / r)``

@@ -90,6 +90,8 @@ def sampled(path: str, wanted: Sequence[int], length: VideoLength, threads: int 
                     if frame is not last:  # a picture shown by several chosen frames is converted once
                         last, rgb = frame, to_rgb(frame, size)
                     counted.mark()
+                    if stats is not None:
+                        stats.update(frames_decoded=counted.frames, seeks=counted.seeks, marks=counted.marks)
                     yield k, rgb
                     done += 1
             except video_seek.SeekFailed:
@@ -97,5 +99,3 @@ def sampled(path: str, wanted: Sequence[int], length: VideoLength, threads: int 
                 continue
             if done < len(wanted):
                 raise VideoError(f"the video ended before frame {wanted[done]} of its {length.nframes}")
-    if stats is not None:
-        stats.update(frames_decoded=counted.frames, seeks=counted.seeks, marks=counted.marks)
