@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-BOX = (0, 0, 0, 150)            # background of the panel
+BOX = (0, 0, 0, 170)            # background of the panel
 TEXT = (255, 255, 255, 255)
 TRACK = (255, 255, 255, 70)     # the empty part of a bar
 BAR = (255, 176, 0, 255)        # the filled part
