@@ -19,7 +19,9 @@ prints a table of each video's top actions with their time spans.  See docs/pred
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import logging
 import os
 import sys
@@ -98,7 +100,8 @@ def experiment_settings(path: str = RELEASED_EXPERIMENT) -> dict:
     """The model options of an experiment file (``exp/asynctf_rgb.py``: the released model's), from its FLAGS."""
     spec = importlib.util.spec_from_file_location("_experiment_" + os.path.basename(path)[:-3], path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with contextlib.redirect_stderr(io.StringIO()):  # its warnings are about training (exp/asynctf_flow.py's)
+        spec.loader.exec_module(module)
     flags = vars(options.build_parser().parse_args(module.FLAGS))
     return {name: flags[name] for name in MODEL_OPTIONS}
 

@@ -200,8 +200,8 @@ class OnlineRun:
             self.shown.append(show)
             if self.writer is not None:
                 self.writer.add_scores((k - 1) / FPS, show)
-            print(f"{k:7d} {(k - 1) / FPS:8.2f} s  " + "  ".join(f"{n} {p:.2f}" for n, p in top_actions(show, self.names, 3)),
-                  flush=True)
+            top = "  ".join(f"{n} {p:.2f}" for n, p in top_actions(show, self.names, 3))
+            print(f"{k:7d} {(k - 1) / FPS:8.2f} s  {top}", flush=True)
             self.latency.append(time.perf_counter() - arrived)
         self.batch = []
         self.report_closed()

@@ -23,7 +23,8 @@ def test_infinities_and_zero_weights():
     rgb, flow = np.array([[np.inf, 0.0], [1.0, 2.0]]), np.array([[1.0, 5.0], [-np.inf, 2.0]])
     np.testing.assert_array_equal(fuse(rgb, flow), [[np.inf, 2.5], [-np.inf, 2.0]])
     np.testing.assert_array_equal(fuse(rgb, flow, (1, 0)), rgb)   # not 0 * inf = nan
-    with pytest.raises(FusionError, match=r"key b, class 1: .*RGB score \(r.pth\) is inf .*flow score \(f.pth\) is -inf"):
+    clash = r"key b, class 1: .*RGB score \(r.pth\) is inf .*flow score \(f.pth\) is -inf"
+    with pytest.raises(FusionError, match=clash):
         fuse([[0, 0], [0, np.inf]], [[0, 0], [0, -np.inf]], keys=["a", "b"], sources=("r.pth", "f.pth"))
     rgb3, flow3 = np.zeros((2, 3, 4)), np.zeros((2, 3, 4))   # localisation rows: video x frame x class
     rgb3[1, 2, 2], flow3[1, 2, 2] = np.inf, -np.inf
