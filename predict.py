@@ -161,9 +161,9 @@ def resolve(argv: list[str]) -> tuple[argparse.Namespace, dict, list[str]]:
     first = parser.parse_args(argv)
     if not first.resume:
         parser.error("--resume CHECKPOINT is required (the released model: asynctf_rgb.pth.tar)")
-    if not os.path.isfile(first.resume):
-        raise cli.UserError(options.validate(first)[-1] if options.validate(first) else
-                            f"--resume {first.resume}: no such file")
+    if not os.path.isfile(first.resume):  # the message names the released model's address for its name
+        found = [e for e in options._cross_checks(first) if e.startswith("argument --resume")]
+        raise cli.UserError(found[0] if found else f"argument --resume: {first.resume}: no such file")
     ckpt, recorded, settings = checkpoint_settings(first.resume, first.trust_checkpoint, "rgb", RELEASED_EXPERIMENT)
     opts = parser.parse_args(as_flags(settings) + argv)
     errors = options.validate(opts)

@@ -157,7 +157,7 @@ def decoding(path: str, gop_s: int, calib: float) -> None:
     if gop_s == 10:  # each sampled frame against the frames from its keyframe, + reorder delay + 1
         import av
         with av.open(path) as c:
-            delay = c.streams.video[0].codec_context.has_b_frames
+            delay = int(c.streams.video[0].codec_context.has_b_frames)
         gop = gop_s * RATE
         costs = np.diff([0] + stats["marks"])
         shown = [(k - 1) * RATE // 24 for k in frames]
@@ -170,9 +170,11 @@ def decoding(path: str, gop_s: int, calib: float) -> None:
 
 def peak_rss(path: str, ckpt: str, out: str) -> float:
     """Peak RSS (MB) of ``predict.py --fps 2`` on ``path`` in a process of its own."""
-    code = ("import resource, runpy, sys; sys.argv = sys.argv[1:]\n"
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork and exec, so a child would report this
+    # process's peak when it is higher
+    code = ("import runpy, sys; sys.argv = sys.argv[1:]\n"
             "try:\n    runpy.run_path('predict.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print('RSS', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
     done = subprocess.run([sys.executable, "-c", code, "predict.py", path, "--resume", ckpt, "-o", out, "--fps", "2",
                            "--device", "cpu", "--inputsize", "32", "--no-png"], cwd=REPO, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RSS ")]
@@ -188,6 +190,7 @@ def main() -> None:
     ap.add_argument("--skip-152", action="store_true", help="no ResNet-152 figures")
     ap.add_argument("--skip-streams", action="store_true", help="no two-stream, labelled-video and online figures "
                     "(sections 4-6: benchmarks/bench_predict_streams.py)")
+    ap.add_argument("--only-memory", action="store_true", help="only the peak RSS (part 3)")
     args = ap.parse_args()
     import torch
     print(describe(torch.device("cpu")), flush=True)
@@ -198,11 +201,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         print("1. end to end against the bare forward (30-s video, 50 frames)", flush=True)
         results = {}
-        if not args.skip_152:
+        if not args.skip_152 and not args.only_memory:
             results["resnet152"] = end_to_end(paths["short_2s"], "resnet152", 224, out, calib)
         results["resnet18"] = end_to_end(paths["short_2s"], "resnet18", 32, out, calib)
         print("2. decoding the 50 frames", flush=True)
-        for name in names:
+        for name in [] if args.only_memory else names:
             decoding(paths[name], VIDEOS[name][1], calib)
         if not args.skip_long:
             print("3. memory of predict.py --fps 2 (resnet18 at 32)", flush=True)
@@ -211,7 +214,7 @@ def main() -> None:
             print(f"  peak RSS: 30 s {rss['short_2s']:.0f} MB, 20 min 7 s {rss['long_2s']:.0f} MB "
                   f"(+{rss['long_2s'] - rss['short_2s']:.0f} MB)", flush=True)
         print(json.dumps({k: {m: round(v, 3) for m, v in r.items()} for k, r in results.items()}))
-    if not args.skip_streams:
+    if not args.skip_streams and not args.only_memory:
         from benchmarks.bench_predict_streams import main as streams
         streams(paths["short_2s"], calib)
 

@@ -31,8 +31,8 @@ from utils.charades_csv import read_annotations  # noqa: E402
 from utils.segments import RULE, SegmentRule, segments  # noqa: E402
 
 DEMO_TEST = os.path.join(REPO, "data", "demo", "Charades_demo_test.csv")
-GRID = dict(threshold=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7], smooth=[0, 1, 2], merge_gap=[0.0, 1.0, 2.0],
-            min_length=[0.0, 1.0, 2.0])
+GRID = dict(threshold=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7], smooth=[0, 1, 2, 3], merge_gap=[0.0, 1.0, 2.0, 3.0, 4.0],
+            min_length=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
 
 
 def iou(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.frame_files import describe_gaps, list_frames
+from datasets.frame_files import FrameNaming, describe_gaps, list_frames
 from datasets.frame_index import FPS, val_video_frames
 from datasets.frame_io import FrameError, open_frame
-from datasets.charadesrgb import NAMING
 from utils.cli import UserError
 from utils.video_decode import VideoError
 
 TREE_FPS = Fraction(FPS)
+NAMING = FrameNaming("{id}-{frame:06d}.jpg")  # extract_frames.py's names (charadesrgb's; a base module imports no dataset)
 VIDEO, FRAMES = "video", "frames"
 
 

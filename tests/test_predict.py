@@ -53,9 +53,11 @@ def checkpoint(path, cache, extra=(), settings=True) -> str:
     o = options.parse(MODEL + list(extra) + ["--cache-dir", str(cache)])
     torch.manual_seed(0)
     model, _, _ = create_model(o)
-    state = {"epoch": 1, "arch": o.arch, "state_dict": model.state_dict(), "mAP": 0.0}
+    state = {"epoch": 1, "arch": o.arch, "state_dict": model.state_dict(), "mAP": np.float64(0.0)}
     if settings:
         state["settings"] = model_settings(o, [f"action {c}" for c in range(o.nclass)])
+    else:  # as the released model: saved from DataParallel ("module." keys), a numpy mAP, no settings
+        state["state_dict"] = {"module." + k: v for k, v in state["state_dict"].items()}
     torch.save(state, path)
     return str(path)
 
@@ -125,6 +127,16 @@ def test_fps_windows_and_checkpoint_settings(setup, tmp_path):
     # 20 frames per second for 1.48 s: j / 20 s for j = 0..29 -> frame floor(j * 1.2) + 1, two windows of 50 max
     assert [f["frame"] for f in report["frames"]] == [int(j * 1.2 + 1e-6) + 1 for j in range(30)]
     assert not (tmp_path / "AAA.png").exists()
+    # frames batched, channels_last, bf16: the same frames; the same scores (fp32), or close ones (bf16)
+    runs = {}
+    for name, extra in (("fp32", []), ("batched", ["--batch-size", "7", "--channels-last"]), ("amp", ["--amp"])):
+        assert predict.main([str(tmp / "videos" / "BBB.mp4"), "--resume", ckpt, "-o", str(tmp_path / name),
+                             "--no-png", *extra]) == 0
+        runs[name] = json.loads((tmp_path / name / "BBB.json").read_text())["frames"]
+    probs = {k: np.array([f["scores"] for f in v]) for k, v in runs.items()}
+    assert [f["frame"] for f in runs["amp"]] == [f["frame"] for f in runs["fp32"]]
+    np.testing.assert_allclose(probs["batched"], probs["fp32"], atol=1e-5)
+    assert 0 < np.abs(probs["amp"] - probs["fp32"]).max() < 0.05
     # recorded settings win over the released experiment's; flags win over both
     opts, _, names = predict.resolve(["x.mp4", "--resume", ckpt])
     assert (opts.arch, opts.inputsize, opts.nclass, opts.window_smooth) == ("resnet18", 32, 5, 1) and names[4] == "action 4"
@@ -136,6 +148,10 @@ def test_fps_windows_and_checkpoint_settings(setup, tmp_path):
     assert (opts.sigma, opts.memory_decay, opts.temporal_weight) == (300.0, 1.0, 0.03) == \
         (released["sigma"], released["memory_decay"], released["temporal_weight"])
     assert (opts.arch, opts.nclass, opts.nhidden, names) == ("resnet18", 5, 4, [])  # read off the weights
+    assert predict.main([str(tmp / "videos" / "BBB.mp4"), "--resume", old, "--inputsize", "32", "-o",
+                         str(tmp_path / "old"), "--no-png"]) == 0
+    assert json.loads((tmp_path / "old" / "BBB.json").read_text())["classes"][0]["name"] == "class " + \
+        str(json.loads((tmp_path / "old" / "BBB.json").read_text())["classes"][0]["index"])
 
 
 def test_bad_inputs_are_reported_and_the_others_done(setup, tmp_path, capsys):

@@ -47,27 +47,27 @@ def draw_prediction(pred: VideoPrediction, thumbs: list, out_path: str, top: int
         strip.tick_params(axis="x", bottom=False)
         for side in ("top", "right", "left", "bottom"):
             strip.spines[side].set_visible(False)
-        strip.set_title(f"{pred.id}: what happens when ({pred.duration:.1f} s, {len(pred.probs)} frames scored)",
-                        fontsize=11, loc="left")
+        strip.set_title(f"{pred.id}: its top actions over time ({pred.duration:.1f} s, {len(pred.probs)} frames "
+                        f"scored)", fontsize=11, loc="left")
     else:
         ax.set_title(f"{pred.id} ({pred.duration:.1f} s, {len(pred.probs)} frames scored)", fontsize=11, loc="left")
     scores, edges = pred.scores, np.concatenate([pred.times, [D]])
     for row, c in enumerate(classes):
         color = f"C{row % 10}"
-        base = row + 0.4  # rows go down the axis: row 0 on top
+        bottom = row + 0.45  # rows go down the axis (row 0 on top); each band is 0.9 high
         p = pred.probs[:, c]
-        ax.fill_between(edges, base, base - 0.8 * np.append(p, p[-1]), step="post", color=color, alpha=0.18,
+        ax.fill_between(edges, bottom, bottom - 0.75 * np.append(p, p[-1]), step="post", color=color, alpha=0.35,
                         linewidth=0)
+        ax.plot([0, D], [bottom - 0.75 * pred.rule.threshold] * 2, color=color, linewidth=0.6, linestyle=":")
         for s in (s for s in pred.segments if s.index == c):
-            ax.barh(row, s.end - s.start, left=s.start, height=0.5, color=color, alpha=0.9)
-            if s.end - s.start > 0.06 * D:
-                ax.text((s.start + s.end) / 2, row, f"{s.score:.2f}", ha="center", va="center", fontsize=8,
-                        color="white", fontweight="bold")
+            ax.barh(bottom - 0.06, s.end - s.start, left=s.start, height=0.12, color=color)
+            ax.text(s.start, bottom - 0.14, f" {s.start:.1f}-{s.end:.1f} s ({s.score:.2f})", ha="left",
+                    va="bottom", fontsize=7, color="0.15")
     ax.set_yticks(range(len(classes)), [f"{pred.name(c)}  {scores[c]:.2f}" for c in classes], fontsize=9)
-    ax.set_ylim(len(classes) - 0.5, -0.6)
+    ax.set_ylim(len(classes) - 0.5, -0.5)
     ax.set_xlim(0, D)
-    ax.set_xlabel("time (s)   bars: detected spans (mean probability); shading: probability per frame;"
-                  " left: video score", fontsize=8)
+    ax.set_xlabel(f"time (s)    shaded: probability per scored frame (dotted: threshold {pred.rule.threshold:g});"
+                  f" bars: detected spans (mean probability); left: video score", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

@@ -41,7 +41,7 @@ class Segment:
     score: float
 
 
-RULE = SegmentRule(threshold=0.5, smooth=1, merge_gap=1.0, min_length=1.0)
+RULE = SegmentRule(threshold=0.3, smooth=2, merge_gap=2.0, min_length=3.0)
 
 
 def moving_average(p: np.ndarray, w: int) -> np.ndarray:
