@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -53,8 +54,8 @@ class FlowStacks:
 
     def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], method: str, bound: float,
                  span: int = FLOW_SPAN, workers: int = 1):
-        self.encoder = FlowEncoder(method, bound, quality=0, threads=1)  # its algorithm; no JPEG here
-        self.transform, self.bound, self.span = transform, bound, span
+        self.method, self.transform, self.bound, self.span = method, transform, bound, span
+        self.local = threading.local()  # one FlowEncoder per thread: a TV-L1 object keeps state between calls
         self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
         self.queued: deque[Future] = deque()
         self.frames = 0           # output frames seen
@@ -101,7 +102,10 @@ class FlowStacks:
         if b is None:
             still = to_uint8(np.zeros(a.shape, np.float32), self.bound)
             return still, still
-        flow = self.encoder.calc(a, b, None)
+        encoder = getattr(self.local, "encoder", None)
+        if encoder is None:  # the algorithm of extract_frames.py's FlowEncoder (its JPEG step is not used here)
+            encoder = self.local.encoder = FlowEncoder(self.method, self.bound, quality=0, threads=1)
+        flow = encoder.calc(a, b, None)
         return to_uint8(flow[..., 0], self.bound), to_uint8(flow[..., 1], self.bound)
 
     def planes_of(self, picture, repeats: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -112,3 +112,4 @@ def test_only_wanted_pairs_are_computed_and_late_wants_are_refused(video):
     seen += stacks.finish()
     assert [s for s, _ in seen] == [1, 12]
     assert stacks.computed <= 4   # flow frames 1..3 and 12..14: 2 of them motion, at most 2 more
+
