@@ -2,8 +2,8 @@
 
 A sample starting at frame ``f`` stacks the 10 consecutive flow pairs ``f .. f+9`` into 20 channels
 in the order **x_f, y_f, x_{f+1}, y_{f+1}, ..., x_{f+9}, y_{f+9}** (x and y interleaved per frame, as
-the original).  The 8-bit grayscale values (128 = no motion) are scaled to [0, 1] and normalised with
-mean 0.502, std 1.  The sampling rules are RGB's (``frame_index`` with ``span=10``); the flip is part of
+the original; ``datasets/flow_files.py``).  The 8-bit grayscale values (128 = no motion) are scaled to
+[0, 1] and normalised with mean 0.502, std 1.  The sampling rules are RGB's (``frame_index`` with ``span=10``); the flip is part of
 the flow transform, since mirroring flow also reverses horizontal motion (``--flip none`` leaves it out).
 """
 from __future__ import annotations
@@ -11,25 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-import numpy as np
 import torch
 
 from datasets import transforms as frame_transforms
 from datasets.charadesrgb import class_names  # noqa: F401  (the same 157 classes)
-from datasets.frame_files import FrameNaming
+from datasets.flow_files import NAMING, read_stack, stack_frames
 from datasets.frame_index import FLOW_SPAN, FrameSource, load_splits
-from datasets.frame_io import FrameError, open_frame
 from datasets.frames import FrameDataset
 from utils.charades_csv import read_annotations
-
-NAMING = FrameNaming("{id}-{frame:06d}{axis}.jpg", axes=("x", "y"))
-
-
-def stack_frames(start: int, last: int, span: int = FLOW_SPAN) -> list[int]:
-    """The flow frames of the stack that starts at ``start``: ``start .. start+span-1``, each at most
-    ``last``.  Only a val_video sample of a video shorter than the span can run past ``last`` (train/val
-    drop such samples): repeating the last pair keeps that video scored instead of unscored."""
-    return [min(start + j, last) for j in range(span)]
 
 
 class CharadesFlow(FrameDataset):
@@ -46,16 +35,6 @@ class CharadesFlow(FrameDataset):
 
     def load_input(self, i: int) -> torch.Tensor:
         return read_stack(self.frame_paths(i))
-
-
-def read_stack(paths: list[str]) -> torch.Tensor:
-    """The flow files ``paths`` (channel order) as one float stack in [0, 1], before the transform."""
-    planes = [np.asarray(open_frame(p, "L")) for p in paths]
-    try:
-        stack = np.stack(planes)
-    except ValueError as e:  # frames of different sizes: name the sample's files
-        raise FrameError(f"flow frames {paths[0]} .. {paths[-1]} differ in size: {e}") from e
-    return torch.from_numpy(stack).float().div_(255.0)
 
 
 def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesFlow]:

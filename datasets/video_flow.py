@@ -9,7 +9,7 @@ by ``to_uint8``, less the JPEG step.  It is computed only for the flow frames so
 GIL; Farneback itself runs on one core).  Each plane is turned into network input as soon as it exists
 (``/255``, then the flow evaluation transform: resize, centre crop, normalisation, each applied to every
 channel alone, so a plane can go through it by itself), and a stack ``start .. start+span-1``
-(``datasets.charadesflow.stack_frames``, channels x, y interleaved) is handed out as soon as its last
+(``datasets.flow_files.stack_frames``, channels x, y interleaved) is handed out as soon as its last
 plane is there.  Only the planes still wanted by a pending stack are kept.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.charadesflow import NAMING, read_stack, stack_frames
+from datasets.flow_files import NAMING, read_stack, stack_frames
 from datasets.frame_files import list_frames
 from datasets.frame_index import FLOW_SPAN, FPS
 from datasets.frame_io import FrameError
