@@ -114,4 +114,4 @@ def test_imports_only_the_standard_library():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         return names | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imports(metrics_log.__file__) <= {"__future__", "csv", "io", "math", "os", "warnings", "utils.atomic"}
-    assert imports(atomic.__file__) <= {"__future__", "collections.abc", "errno", "os", "re", "tempfile"}
+    assert imports(atomic.__file__) <= {"__future__", "collections.abc", "contextlib", "errno", "os", "re", "tempfile"}
