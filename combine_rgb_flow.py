@@ -4,7 +4,8 @@ Both files must be of the same kind, told by the column count: classification (`
 or localisation (``ID FRAME s_0 ... s_156``).  The fused score of a key (the video id, or the pair
 (id, frame)) is ``w_rgb * rgb + w_flow * flow`` over the union of the keys of both files, with the weights
 normalised to sum to 1 (the original's ``w = [x/sum(w) for x in w]``); a key missing from one file counts
-as zeros there, and is reported on stderr.  Localisation files with 0-based frame numbers are shifted to
+as zeros there, and is reported on stderr (the weighted sum itself is ``utils.fusion.fuse``, which
+``predict.py`` uses for a video's two streams).  Localisation files with 0-based frame numbers are shifted to
 1-based first (as the official evaluator does), so both files' keys agree.
 
 As the original, the fused file goes to stdout (every message to stderr); ``-o`` writes it atomically:
@@ -14,8 +15,6 @@ As the original, the fused file goes to stdout (every message to stderr); ``-o``
 """
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import shutil
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from utils import cli
+from utils.fusion import FusionError, fuse, normalised
 from utils.submission import LOCALIZE, Submission, SubmissionError, one_based_frames, read_submission, write_submission
 
 MAX_LISTED = 10  # missing keys named on stderr; the rest are counted
@@ -41,27 +41,6 @@ class CombineResult:
     weights: tuple[float, float]   # as applied, normalised to sum to 1
     only_rgb: list[tuple]          # keys missing from the flow file
     only_flow: list[tuple]         # keys missing from the RGB file
-
-
-class WeightsError(cli.UserError, ValueError):
-    """``--weights`` that cannot weigh two streams; the message names them and the fix."""
-
-
-def normalised(weights: tuple[float, float]) -> tuple[float, float]:
-    """``weights`` divided by their sum (the original's ``w = [x/sum(w) for x in w]``).  Each must be a finite
-    number >= 0 (a negative weight would turn a stream's scores upside down) and their sum finite and > 0."""
-    shown = " ".join(f"{w:g}" for w in weights)
-    if not all(math.isfinite(w) and w >= 0 for w in weights):
-        raise WeightsError(f"--weights {shown}: each weight must be a finite number >= 0 (a negative one would "
-                           f"rank the stream's scores upside down); e.g. 0.5 0.5")
-    try:
-        total = math.fsum(weights)
-    except OverflowError:  # fsum raises where a plain sum would give inf
-        total = math.inf
-    if total == 0 or not math.isfinite(total):
-        raise WeightsError(f"--weights {shown}: they sum to {total:g}, so they cannot be normalised to sum to 1; "
-                           f"give weights with a finite, nonzero sum in the same ratio (e.g. 0.5 0.5)")
-    return tuple(w / total for w in weights)
 
 
 def _keys(sub: Submission, name: str) -> list[tuple]:
@@ -105,15 +84,14 @@ def combine(rgb_path: str, flow_path: str, out_path: str | None = None,
     flow_set = set(flow_keys)
     only_rgb = [k for k in rgb_keys if k not in flow_set]
 
-    fused = np.zeros((len(index), nclass))
-    if weights[0]:
-        fused[: len(rgb_keys)] = weights[0] * rgb.scores    # RGB keys are the first rows, in order
-    if weights[1]:
-        rows = np.array([index[k] for k in flow_keys], dtype=np.int64)
-        part = weights[1] * flow.scores
-        _check_infinities(fused[rows], part, flow_keys, rgb_path, flow_path)
-        fused[rows] += part
     keys = list(index)
+    rgb_rows, flow_rows = np.zeros((len(keys), nclass)), np.zeros((len(keys), nclass))
+    rgb_rows[: len(rgb_keys)] = rgb.scores    # RGB keys are the first rows, in order; missing ones stay zeros
+    flow_rows[np.array([index[k] for k in flow_keys], dtype=np.int64)] = flow.scores
+    try:
+        fused = fuse(rgb_rows, flow_rows, weights, [" ".join(map(str, k)) for k in keys], (rgb_path, flow_path))
+    except FusionError as e:
+        raise SubmissionError(str(e)) from None
     frames = np.array([k[1] for k in keys], dtype=np.int64) if rgb.kind == LOCALIZE else None
     if out_path:
         write_submission(out_path, [k[0] for k in keys], fused, frames, DIGITS)
@@ -128,17 +106,6 @@ def combine(rgb_path: str, flow_path: str, out_path: str | None = None,
     _report(only_rgb, "RGB", "FLOW")
     _report(only_flow, "FLOW", "RGB")
     return CombineResult(out_path or None, rgb.kind, len(keys), weights, only_rgb, only_flow)
-
-
-def _check_infinities(rgb_part: np.ndarray, flow_part: np.ndarray, keys: list[tuple], rgb_path: str,
-                      flow_path: str) -> None:
-    """+inf from one stream and -inf from the other have no sum: name the first such key and class."""
-    clash = np.isinf(rgb_part) & np.isinf(flow_part) & (np.sign(rgb_part) != np.sign(flow_part))
-    if clash.any():
-        i, c = np.argwhere(clash)[0]
-        raise SubmissionError(f"key {' '.join(map(str, keys[i]))}, class {c}: the weighted RGB score "
-                              f"({rgb_path}) is {rgb_part[i, c]:g} and the weighted flow score ({flow_path}) is "
-                              f"{flow_part[i, c]:g}: their sum is undefined ({int(clash.sum())} such score(s))")
 
 
 def main(argv: list[str] | None = None) -> int:

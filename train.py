@@ -221,14 +221,10 @@ def score_videos(loader, model, criterion, opts: argparse.Namespace, desc: str =
 
 
 @torch.no_grad()
-def score_frames(model, criterion, batches, video_id: str, times, opts: argparse.Namespace) -> torch.Tensor:
-    """Synchronous scores (T x C, probabilities) of one video's T frames, given as input batches in time
-    order, exactly as ``score_videos`` scores a video: the network on each batch (``--amp``,
-    ``--channels-last``), then the criterion once over all T frames in synchronous mode (1 + 5 passes,
-    smoothing).  ``times``: the frames' 1-based frame numbers; ``criterion`` should hold no message of
-    ``video_id`` (a fresh one: the video is scored from an empty buffer, as in ``get_alltest.py``)."""
+def network_outputs(model, batches, opts: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, aa)`` of the network over input ``batches`` (``--amp``, ``--channels-last``): ``a`` (T x C) for
+    all the frames in order, ``aa`` the head's one C x C matrix (1 x C x C)."""
     model.eval()
-    criterion.eval()
     parts, aa = [], None
     for inputs in batches:
         inputs = inputs.to(opts.device, non_blocking=True)
@@ -238,12 +234,31 @@ def score_frames(model, criterion, batches, video_id: str, times, opts: argparse
         parts.append(a)
         aa = batch_aa[:1]  # one C x C matrix broadcast over the batch: so over the video (no T x C x C copy)
     if not parts:
-        raise ValueError(f"video {video_id}: no frame to score")
-    a = torch.cat(parts)
+        raise ValueError("no frame to score")
+    return torch.cat(parts), aa
+
+
+@torch.no_grad()
+def synchronous_scores(criterion, a: torch.Tensor, aa: torch.Tensor, video_id: str, times) -> torch.Tensor:
+    """Synchronous scores (T x C, probabilities) of one video from its network outputs, exactly as
+    ``score_videos`` scores a video (1 + 5 passes, smoothing).  ``times``: the frames' 1-based frame numbers;
+    ``criterion`` should hold no message of ``video_id`` (a fresh one: the video is scored from an empty
+    buffer, as in ``get_alltest.py``)."""
+    criterion.eval()
     T = a.shape[0]
     meta = {"id": [video_id] * T, "time": torch.as_tensor(times, dtype=torch.long)}
     scores, _ = criterion(a, aa.expand(T, -1, -1), a.new_zeros(T, a.shape[1]), meta, synchronous=True)
     return scores.float()
+
+
+def score_frames(model, criterion, batches, video_id: str, times, opts: argparse.Namespace) -> torch.Tensor:
+    """Synchronous scores (T x C, probabilities) of one video's T frames, given as input batches in time
+    order: ``network_outputs``, then ``synchronous_scores`` over all T frames."""
+    try:
+        a, aa = network_outputs(model, batches, opts)
+    except ValueError:
+        raise ValueError(f"video {video_id}: no frame to score") from None
+    return synchronous_scores(criterion, a, aa, video_id, times)
 
 
 def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: str | None) -> float:

@@ -16,7 +16,8 @@ keyframes).  Then, on the CPU, in one run:
 2. decoding the 50 frames of each video: seconds and frames decoded, straight through and by seeking; for
    the 10-s keyframes, each sampled frame's decoded frames against the frames from the keyframe before it
    plus the decoder's reorder delay and one;
-3. peak RSS of ``predict.py --fps 2`` (resnet18 at 32) on the 30-s and the 20-min video, each in its own process.
+3. peak RSS of ``predict.py --fps 2`` (resnet18 at 32) on the 30-s and the 20-min video, each in its own process;
+4-6. two streams, the labelled video and the online mode in real time (``benchmarks/bench_predict_streams.py``).
 """
 from __future__ import annotations
 
@@ -187,6 +188,8 @@ def main() -> None:
     ap.add_argument("--videos", default=os.path.join(REPO, "benchmarks", ".videos"))
     ap.add_argument("--skip-long", action="store_true", help="only the 30-s video")
     ap.add_argument("--skip-152", action="store_true", help="no ResNet-152 figures")
+    ap.add_argument("--skip-streams", action="store_true", help="no two-stream, labelled-video and online figures "
+                    "(sections 4-6: benchmarks/bench_predict_streams.py)")
     ap.add_argument("--only-memory", action="store_true", help="only the peak RSS (part 3)")
     args = ap.parse_args()
     import torch
@@ -211,6 +214,9 @@ def main() -> None:
             print(f"  peak RSS: 30 s {rss['short_2s']:.0f} MB, 20 min 7 s {rss['long_2s']:.0f} MB "
                   f"(+{rss['long_2s'] - rss['short_2s']:.0f} MB)", flush=True)
         print(json.dumps({k: {m: round(v, 3) for m, v in r.items()} for k, r in results.items()}))
+    if not args.skip_streams and not args.only_memory:
+        from benchmarks.bench_predict_streams import main as streams
+        streams(paths["short_2s"], calib)
 
 
 if __name__ == "__main__":

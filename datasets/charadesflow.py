@@ -2,7 +2,7 @@
 
 A sample starting at frame ``f`` stacks the 10 consecutive flow pairs ``f .. f+9`` into 20 channels
 in the order **x_f, y_f, x_{f+1}, y_{f+1}, ..., x_{f+9}, y_{f+9}** (x and y interleaved per frame, as
-the original).  The 8-bit grayscale values (128 = no motion) are scaled to [0, 1] and normalised with
+the original; ``datasets/flow_files.py``).  The 8-bit grayscale values (128 = no motion) are scaled to [0, 1] and normalised with
 mean 0.502, std 1.  The sampling rules are RGB's (``frame_index`` with ``span=10``).
 
 Flips: the original's flow training transform has none, and neither has ours by default (``--flip auto``,
@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-import numpy as np
 import torch
 
 from datasets import transforms as frame_transforms
 from datasets.charadesrgb import class_names  # noqa: F401  (the same 157 classes)
-from datasets.frame_files import FrameNaming
+from datasets.flow_files import NAMING, read_stack, stack_frames
 from datasets.frame_index import FLOW_SPAN, FrameSource, load_splits
-from datasets.frame_io import FrameError, open_frame
 from datasets.frames import FrameDataset
 from utils.charades_csv import read_annotations
 
-NAMING = FrameNaming("{id}-{frame:06d}{axis}.jpg", axes=("x", "y"))
 log = logging.getLogger(__name__)
 
 
@@ -39,19 +36,10 @@ class CharadesFlow(FrameDataset):
         vid = self.index.video_id(i)
         start = int(self.index.frame[i])
         last = int(self.index.nframes[self.index.video[i]])
-        # Only a val_video sample of a video shorter than the span can run past ``last`` (train/val
-        # drop such samples): repeating the last pair keeps that video scored instead of unscored.
-        frames = [min(start + j, last) for j in range(self.span)]
-        return [self.frame_path(vid, f, axis) for f in frames for axis in "xy"]
+        return [self.frame_path(vid, f, axis) for f in stack_frames(start, last, self.span) for axis in "xy"]
 
     def load_input(self, i: int) -> torch.Tensor:
-        paths = self.frame_paths(i)
-        planes = [np.asarray(open_frame(p, "L")) for p in paths]
-        try:
-            stack = np.stack(planes)
-        except ValueError as e:  # frames of different sizes: name the sample's files
-            raise FrameError(f"flow frames {paths[0]} .. {paths[-1]} differ in size: {e}") from e
-        return torch.from_numpy(stack).float().div_(255.0)
+        return read_stack(self.frame_paths(i))
 
 
 def get(opts: argparse.Namespace) -> tuple[CharadesFlow, CharadesFlow, CharadesFlow]:

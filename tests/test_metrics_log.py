@@ -136,5 +136,5 @@ def test_imports_only_the_standard_library():
         return names | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imports(metrics_log.__file__) <= {"__future__", "csv", "io", "math", "os", "warnings", "utils.atomic",
                                              "utils.cli"}
-    assert imports(atomic.__file__) <= {"__future__", "collections.abc", "errno", "os", "re", "tempfile", "utils.cli"}
+    assert imports(atomic.__file__) <= {"__future__", "collections.abc", "contextlib", "errno", "os", "re", "tempfile", "utils.cli"}
     assert imports(cli.__file__) <= {"__future__", "argparse", "collections.abc", "errno", "os", "sys"}

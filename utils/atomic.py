@@ -11,7 +11,8 @@ import errno
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from utils.cli import Failure
 
@@ -35,16 +36,18 @@ def _os_error(err: BaseException) -> OSError | None:
     return None
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Create ``path`` through ``write(tmp_path)``, then rename it into place.  An OS error (a full disk)
-    raises ``WriteError`` naming ``path``; the previous ``path`` is untouched and the temporary file is
-    removed."""
+@contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+    """``with atomic_output(path) as tmp:`` write ``tmp``; when the block ends normally it is renamed to
+    ``path``.  For writers that keep a file open over many calls (a video encoder).  An OS error (a full
+    disk) raises ``WriteError`` naming ``path``; on any error the previous ``path`` is untouched and the
+    temporary file is removed."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}-", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         # mkstemp creates the file 0600; give it the mode an ordinary open() would have produced
@@ -69,6 +72,14 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Create ``path`` through ``write(tmp_path)``, then rename it into place.  An OS error (a full disk)
+    raises ``WriteError`` naming ``path``; the previous ``path`` is untouched and the temporary file is
+    removed."""
+    with atomic_output(path) as tmp:
+        write(tmp)
 
 
 def atomic_write_text(path: str, text: str | Iterable[str]) -> None:

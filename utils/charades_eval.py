@@ -18,7 +18,6 @@ Numpy only, no torch.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings

@@ -95,11 +95,12 @@ def tail_end(container, stream) -> tuple[Fraction, int] | None:
             return None  # the index points past the end of the file: truncated
         seek(container, stream, 2 ** 62)  # the last keyframe
         notes: list[str] = []
-        held, prev_t, frames = None, None, 0
+        held, prev_t, frames, tail_start = None, None, 0, None
         for t, duration, frame in frame_times(decoded_frames(container, stream, notes, from_keyframe(container, stream)),
                                               first, Fraction(stream.time_base)):
             frames += 1
-            tail_start = t if frames == 1 else tail_start
+            if frames == 1:
+                tail_start = t
             if held is not None:
                 if t <= held[0]:
                     continue
