@@ -44,7 +44,7 @@ def stream_of(kind: str, arch: str, inputsize: int, out: str):
     return make(opts, predict.checkpoints.load_checkpoint(path)), path
 
 
-def two_streams(path: str, out: str, calib: float) -> dict:
+def two_streams(path: str, out: str, calib: float, methods: tuple[str, ...] = ("farneback", "tvl1")) -> dict:
     """Section 4; returns the seconds of the RGB-only run (for section 5)."""
     import numpy as np
     import torch
@@ -72,7 +72,8 @@ def two_streams(path: str, out: str, calib: float) -> dict:
     print(f"  flow network (VGG-16, 20 x 224 x 224) bare forward of the 50 stacks: {bare:.1f} s "
           f"({bare / calib:.0f} steps)", flush=True)
     cores = os.cpu_count() or 1
-    for method, side in (("farneback", 256), ("farneback", 0), (flow_method("auto"), 256)):
+    runs = [("farneback", 256), ("farneback", 0)] if "farneback" in methods else []
+    for method, side in runs + ([(flow_method("auto"), 256)] if "tvl1" in methods else []):
         stats: dict = {}
         t0 = time.perf_counter()
         for _ in video_flow.flow_batches(clip, starts, flow.transform, 50, method, 20.0, side, cores, stats):
@@ -121,8 +122,10 @@ def online_realtime(path: str, out: str) -> None:
           f"(the whole command {took:.1f} s for a {30} s video)", flush=True)
 
 
-def main(path: str | None = None, calib: float | None = None) -> None:
-    """Sections 4-6 on ``path`` (default: bench_predict.py's 30-s video)."""
+def main(path: str | None = None, calib: float | None = None, methods: tuple[str, ...] = ("farneback", "tvl1"),
+         sections: tuple[int, ...] = (4, 5, 6)) -> None:
+    """Sections 4-6 on ``path`` (default: bench_predict.py's 30-s video); ``methods``: the flow methods of
+    section 4 (TV-L1 takes about 10 minutes on 2 cores)."""
     from benchmarks.bench_predict import ensure_videos
     from benchmarks.machine import calibration_step
     if path is None:
@@ -130,12 +133,20 @@ def main(path: str | None = None, calib: float | None = None) -> None:
     calib = calib or calibration_step()
     with tempfile.TemporaryDirectory() as out:
         print("4. two streams (30-s video, 50 frames; RGB ResNet-152, flow VGG-16, both at 224)", flush=True)
-        found = two_streams(path, out, calib)
-        print("5. the labelled video (--out-video) against a ResNet-152 run", flush=True)
-        out_video(path, out, found["rgb_run"], calib)
-        print("6. the online mode in real time", flush=True)
-        online_realtime(path, out)
+        found = two_streams(path, out, calib, methods)
+        if 5 in sections:
+            print("5. the labelled video (--out-video) against a ResNet-152 run", flush=True)
+            out_video(path, out, found["rgb_run"], calib)
+        if 6 in sections:
+            print("6. the online mode in real time", flush=True)
+            online_realtime(path, out)
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--flow-methods", nargs="+", default=["farneback", "tvl1"], choices=["farneback", "tvl1"])
+    ap.add_argument("--sections", nargs="+", type=int, default=[4, 5, 6], choices=[4, 5, 6],
+                    help="4 always runs (5 needs its RGB run)")
+    args = ap.parse_args()
+    main(methods=tuple(args.flow_methods), sections=tuple(args.sections))

@@ -85,9 +85,11 @@ class FlowStacks:
 
     def _jobs(self, picture, repeats: int) -> Iterator[tuple[int, tuple]]:
         """``(k, (a, b))``: the wanted flow frames that end at this picture, each as the grey pictures whose
-        motion it is (``b`` None: no motion, a repeat)."""
-        g = grey(picture)
+        motion it is (``b`` None: no motion, a repeat).  A lazy picture (a function, ``pictures(lazy=True)``)
+        is made only when a wanted flow frame starts or ends at it: a default-sampled video skips ~1/4."""
         first = self.frames  # flow frame from the previous output frame to this picture's first one
+        used = any(self._needed(k) for k in range(first, first + repeats + 1))
+        g = grey(picture) if not callable(picture) else grey(picture()) if used else picture
         if self.prev is not None and self._needed(first):
             yield first, (self.prev, g)
         for k in range(first + 1, first + repeats):
@@ -99,6 +101,7 @@ class FlowStacks:
 
     def _planes(self, a: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The 8-bit (x, y) planes of the motion from grey picture ``a`` to ``b`` (None: no motion)."""
+        a, b = (grey(p()) if callable(p) else p for p in (a, b))  # a picture not made yet (``finish``)
         if b is None:
             still = to_uint8(np.zeros(a.shape, np.float32), self.bound)
             return still, still
@@ -184,9 +187,10 @@ def stack_starts(frames: Sequence[int], nflow: int, span: int = FLOW_SPAN) -> np
     return np.maximum(np.minimum(f, nflow - span + 1), 1)
 
 
-# seconds per pixel of a frame pair on one core, measured on this project's 2-core CPU at 854x480 (README):
-# OpenCV's TV-L1 ~1 s a pair, Farneback ~0.06 s
-SECONDS_PER_PIXEL = {"tvl1": 2.4e-6, "farneback": 1.5e-7}
+# seconds per pixel of a frame pair on one core, measured by benchmarks/bench_predict_streams.py on its 30-s
+# video at 455x256 on a 2-core CPU (calibration step 0.046 s): TV-L1's 500 pairs took 581 s on 2 threads (a
+# pair alone 0.9-1.2 s on one core, depending on the content), Farneback's 0.016 s a pair
+SECONDS_PER_PIXEL = {"tvl1": 2.0e-5, "farneback": 1.5e-7}
 
 
 def expected_cost(clip: Clip, starts: Sequence[int], method: str, short_side: int, workers: int
@@ -241,7 +245,7 @@ def _computed(clip: Clip, starts: list[int], transform: Callable, method: str, b
     done: dict[int, torch.Tensor] = {}
     i, notes = 0, []
     try:
-        for picture, repeats in pictures(clip.path, Fraction(FPS), short_side, threads, notes):
+        for picture, repeats in pictures(clip.path, Fraction(FPS), short_side, threads, notes, lazy=True):
             done.update(stacks.add(picture, repeats))
             while i < len(starts) and starts[i] in done:
                 yield starts[i], done[starts[i]]

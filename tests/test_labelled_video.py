@@ -118,6 +118,26 @@ def test_panel_by_hand():
     assert img.shape[2] == 4 and 100 < img[..., 3].mean() < 255   # translucent box, opaque text and bars
 
 
+def test_a_narrow_frame_keeps_the_scores_whole():
+    """On a 72-px-wide phone video the bar gives way and the names are cut, never the score: the score of
+    each line is drawn as it is drawn alone, inside the box."""
+    entries = [("Holding a phone/camera", 0.91), ("Sitting in a chair", 0.35)]
+    img = render_panel(entries, 72, 88)
+    assert img.shape[1] <= 72 - 2 * margin(88) and not (img[..., :3] == (255, 176, 0)).all(-1).any()  # no bar
+    wide = render_panel(entries, 640, 480)
+    assert (wide[..., :3] == (255, 176, 0)).all(-1).any()   # a frame wide enough has its bars
+    from utils.overlay import _font
+    from PIL import Image, ImageDraw
+    size = max(11, round(88 / 26))
+    pad, line, score_w = max(2, size // 2), round(size * 1.5), round(size * 2.6)
+    for i, (_, score) in enumerate(entries):
+        alone = Image.new("RGBA", (score_w, line), (0, 0, 0, 170))
+        ImageDraw.Draw(alone).text((0, line / 2), f"{score:.2f}", font=_font(size), fill=(255, 255, 255, 255),
+                                   anchor="lm")
+        top = pad + i * line
+        np.testing.assert_array_equal(img[top:top + line, pad:pad + score_w], np.asarray(alone))
+
+
 def test_other_audio_is_reencoded_and_odd_sizes_are_made_even(tmp_path):
     src = source(tmp_path / "in.mkv", audio="libopus", size=(W + 1, H + 1), pix_fmt="yuv444p")
     out = tmp_path / "labelled.mp4"

@@ -41,8 +41,8 @@ def video(tmp_path_factory):
     return root
 
 
-def decoded(path):
-    return pictures(str(path), Fraction(24), 0, 1, [])
+def decoded(path, lazy=False):
+    return pictures(str(path), Fraction(24), 0, 1, [], lazy=lazy)
 
 
 def test_planes_are_the_extracted_flow_files(video, tmp_path):
@@ -83,11 +83,11 @@ def test_stacks_are_charadesflow_inputs_of_the_same_planes(video, tmp_path):
     _, _, val_video = charadesflow.get(o)
     starts = val_video.index.frame.tolist()
     assert len(set(starts)) > 1 and max(starts) + 9 == 16   # the last stack ends at the last flow frame
-    for workers in (1, 2):   # computed on one thread or on two, the same stacks
+    for workers, lazy in ((1, False), (2, False), (2, True)):   # one thread or two, pictures made or lazy
         stacks = FlowStacks(flow_val_transform(o), "farneback", 20.0, workers=workers)
         stacks.want(starts + [17])   # and one past the end: the last flow frame repeated
         out, held = [], 0
-        for picture, repeats in decoded(video / "v" / "mv.mp4"):
+        for picture, repeats in decoded(video / "v" / "mv.mp4", lazy):
             out += stacks.add(picture, repeats)
             held = max(held, len(stacks.planes))
         out += stacks.finish()
@@ -113,3 +113,23 @@ def test_only_wanted_pairs_are_computed_and_late_wants_are_refused(video):
     assert [s for s, _ in seen] == [1, 12]
     assert stacks.computed <= 4   # flow frames 1..3 and 12..14: 2 of them motion, at most 2 more
 
+
+
+def test_lazy_pictures_are_made_only_where_a_wanted_pair_starts_or_ends(video):
+    """Stacks of 3 at flow frames 1 and 12 use output frames 1-4 and 12-15: at 10 fps pictures 0 and 1
+    (frames 1-3, 4-5) and 4 and 5 (frames 11-12, 13-15); pictures 2, 3 and 6 are never made, and the
+    stacks are those of pictures all made."""
+    got, made = {}, []
+    for lazy in (False, True):
+        stacks = FlowStacks(lambda x: x, "farneback", 20.0, span=3)
+        stacks.want([1, 12])
+        out = []
+        for i, (picture, repeats) in enumerate(decoded(video / "v" / "mv.mp4", lazy)):
+            if lazy:
+                picture = (lambda make, i: lambda: made.append(i) or make())(picture, i)
+            out += stacks.add(picture, repeats)
+        got[lazy] = dict(out + stacks.finish())
+    assert made == [0, 1, 4, 5]
+    assert sorted(got[True]) == [1, 12]
+    for start in (1, 12):
+        torch.testing.assert_close(got[True][start], got[False][start], atol=0, rtol=0)

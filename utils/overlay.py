@@ -50,14 +50,16 @@ def render_panel(entries: Sequence[tuple[str, float]], frame_width: int, frame_h
     width and height, at most the frame's width less two margins."""
     size = max(11, round(frame_height / 26))
     font, pad, line = _font(size), max(2, size // 2), round(size * 1.5)
-    bar_w, bar_h = 4 * size, max(3, round(size * 0.5))
-    score_w = round(size * 2.6)
+    bar_h, score_w = max(3, round(size * 0.5)), round(size * 2.6)
     max_w = frame_width - 2 * margin(frame_height)
+    fixed = 2 * pad + score_w + size        # the box's pads, the score, the gaps
+    # on a narrow frame (a small phone video) the bar gives way first, so that the score is never cut
+    bar_w = min(4 * size, max(0, max_w - fixed - 3 * size))
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
-    name_room = max(size, max_w - 2 * pad - bar_w - score_w - size)
+    name_room = max(size, max_w - fixed - bar_w)
     names = [_fit(probe, name, font, name_room) for name, _ in entries]
     text_w = max((probe.textlength(n, font=font) for n in names), default=0)
-    w = min(max_w, round(2 * pad + bar_w + score_w + size // 2 + text_w))
+    w = min(max_w, round(2 * pad + (bar_w + size // 2 if bar_w else 0) + score_w + text_w))
     h = 2 * pad + line * max(1, len(entries))
     w, h = w + w % 2, h + h % 2
     img = Image.new("RGBA", (w, h), BOX)
@@ -66,11 +68,12 @@ def render_panel(entries: Sequence[tuple[str, float]], frame_width: int, frame_h
         top = pad + i * line
         mid = top + line / 2
         y0 = round(mid - bar_h / 2)
-        draw.rectangle([pad, y0, pad + bar_w - 1, y0 + bar_h - 1], fill=TRACK)
+        if bar_w:
+            draw.rectangle([pad, y0, pad + bar_w - 1, y0 + bar_h - 1], fill=TRACK)
         filled = round(bar_w * min(max(score, 0.0), 1.0))
         if filled:
             draw.rectangle([pad, y0, pad + filled - 1, y0 + bar_h - 1], fill=BAR)
-        x = pad + bar_w + size // 2
+        x = pad + (bar_w + size // 2 if bar_w else 0)
         draw.text((x, mid), f"{score:.2f}", font=font, fill=TEXT, anchor="lm")
         draw.text((x + score_w, mid), name, font=font, fill=TEXT, anchor="lm")
     return np.asarray(img)

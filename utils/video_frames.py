@@ -24,6 +24,7 @@ of the ``dense_flow`` tool of the two-stream / TSN works (Wang et al., ECCV 2016
 """
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
@@ -120,22 +121,29 @@ def shown_at(frames: Iterable[tuple[Fraction, Fraction | None, object]], wanted:
 
 
 def pictures(path: str, fps: Fraction, short_side: int, threads: int,
-             notes: list[str]) -> Iterator[tuple[Image.Image, int]]:
+             notes: list[str], lazy: bool = False) -> Iterator[tuple[Image.Image, int]]:
     """``(RGB picture, count)`` of the video at ``path`` by the frame rule, scaled to ``short_side``
     (area averaging; 0: full size) and turned upright by the stream's display matrix (in quarter turns,
-    as ffmpeg's autorotation); ``VideoError`` when no frame decodes.  Warnings go into ``notes``."""
+    as ffmpeg's autorotation); ``VideoError`` when no frame decodes.  Warnings go into ``notes``.
+    ``lazy``: each picture comes as a function that makes it, for a caller that needs only some (scaling
+    and colour conversion cost several times the decoding)."""
     container, stream = open_video(path, threads)
     with container:
         size, count = None, 0
         for frame, repeats in resample(decoded(container, stream, notes), fps, tolerance(stream), notes):
             size = size or scaled_size(frame.width, frame.height, short_side)
-            yield Image.fromarray(to_rgb(frame, size)), repeats
+            make = functools.partial(_picture, frame, size)
+            yield (make if lazy else make()), repeats
             count += repeats
         if count == 0:
             raise VideoError("no frame could be decoded" + (f" ({notes[0]})" if notes else ""))
         note = short_note(Fraction(count) / fps, container, stream)
         if note:
             notes.append(note)
+
+
+def _picture(frame, size: tuple[int, int]) -> Image.Image:
+    return Image.fromarray(to_rgb(frame, size))
 
 
 def jpeg(img: Image.Image, quality: int) -> bytes:
