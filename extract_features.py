@@ -5,7 +5,7 @@
                                [--ids FILE] [model flags: --arch --nhidden ... as for training]
     python extract_features.py --arch resnet152 --pretrained --ids FILE --data DIR --out DIR  # ImageNet features
 
-Frames: ``frame_index.strided_frames``: frames ``floor(k*step)+1`` (k = 0, 1, ...) up to the video's last
+Frames: ``frame_strided.strided_frames``: frames ``floor(k*step)+1`` (k = 0, 1, ...) up to the video's last
 frame, with ``step = --stride`` (default 4, the training sampling) or ``--source-fps / --fps``; times
 ``(frame-1) / --source-fps`` seconds.  They go through the evaluation transform of ``--dataset`` (the
 val_video dataset, ``datasets.frames.at_stride``).  Writes, under ``--out``:
@@ -49,7 +49,7 @@ from models import create_model
 from models.asynctf import AsyncTFBase
 from utils import cli, distributed
 from utils.atomic import atomic_write, atomic_write_text
-from utils.charades_csv import file_digest
+from utils.file_hash import file_digest
 from utils.logger import setup_logging
 from utils.run_settings import check_or_record
 

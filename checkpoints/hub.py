@@ -11,7 +11,6 @@ builds the model, so every architecture gets exactly torchvision's own set-up fo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import torch
 
 from checkpoints.safe_load import load_checkpoint
 from utils.cli import Failure, UserError
+from utils.file_hash import file_digest
 
 HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")  # torchvision's file names: <name>-<sha256 prefix>.pth
 
@@ -35,12 +35,8 @@ def hub_path(url: str) -> str:
 
 
 def sha256_of(path: str) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The hex SHA-256 of a file (a function of its own so that tests can stand in for the real file)."""
+    return file_digest(path, "sha256")
 
 
 def check_hash(path: str, url: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from checkpoints import CheckpointError, UntrustedCheckpointError, atomic_torch_save, load_checkpoint
-from utils.charades_csv import file_digest
+from utils.file_hash import file_digest
 
 log = logging.getLogger(__name__)
 

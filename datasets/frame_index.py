@@ -51,7 +51,7 @@ from datasets import index_cache
 from datasets.frame_files import FrameNaming, Listing, describe_gaps
 from datasets.frame_io import WITHOUT_IT
 from opts import FRAME_GAPS as GAP_POLICIES
-from utils.charades_csv import file_digest
+from utils.file_hash import file_digest
 from utils.cli import MissingInputError, UserError
 
 log = logging.getLogger(__name__)
@@ -243,53 +243,6 @@ def build_index(videos: Sequence, listings: Sequence[Listing | int], split: str,
         lengths=np.array(lengths, np.float64), video=cat(vrows, np.int32), frame=cat(frames, np.int32),
         label_ptr=np.concatenate([[0], np.cumsum(counts_per_sample)]).astype(np.int32),
         label_cls=cat(pos, np.int16), skipped=np.array(skipped, dtype=str), gapped=np.array(gapped, dtype=str))
-
-
-def strided_frames(n: int, step: float, span: int = 1) -> np.ndarray:
-    """The 1-based frames ``floor(k*step)+1``, k = 0, 1, ..., of a video with ``n`` frames, as long as the
-    frame (and its stack of ``span`` frames) fits in ``1..n``.  An integer ``step`` gives 1, 1+step, ...;
-    a fractional one (``24/fps``) the frame where each sampling instant falls."""
-    if step <= 0:
-        raise ValueError(f"the frame step must be positive, got {step}")
-    k = np.arange(int((n - 1) / step) + 2, dtype=np.float64)
-    # the epsilon keeps k*step that is an integer in exact arithmetic from flooring one frame low
-    f = np.floor(k * step + 1e-6).astype(np.int64) + 1
-    return f[f <= n - span + 1]
-
-
-def strided_index(index: SplitIndex, step: float, span: int = 1, listings: dict[str, Listing] | None = None,
-                  videos: Sequence[str] | None = None) -> SplitIndex:
-    """Every video of ``index`` (or only ``videos``, in ``index`` order) sampled at ``strided_frames``, each
-    sample with its video's classes (those of the video's first sample in ``index``: a val_video index
-    gives the video-level target).  ``listings``: the listing of a video with gaps in its numbering
-    (``--frame-gaps present``): its missing frames are dropped, the others keep their numbers.  A video
-    left without a frame goes to ``skipped``."""
-    keep = None if videos is None else set(videos)
-    first = np.searchsorted(index.video, np.arange(len(index.ids)))
-    rows, frames, npos, pos, skipped = [], [], [], [], list(index.skipped)
-    for v, vid in enumerate(index.ids.tolist()):
-        if keep is not None and vid not in keep:
-            continue
-        f = strided_frames(int(index.nframes[v]), step, span)
-        listing = (listings or {}).get(vid)
-        if listing is not None and listing.missing:
-            f = f[usable_starts(listing, span)[f]]
-        if not len(f):
-            skipped.append(vid)
-            continue
-        classes = index.classes(int(first[v]))
-        rows.append(v)
-        frames.append(f)
-        npos.append(np.full(len(f), len(classes), np.int64))
-        pos.append(np.tile(classes, len(f)))
-    counts = np.concatenate(npos) if npos else np.zeros(0, np.int64)
-    return SplitIndex(
-        split="strided", ids=index.ids[rows], nframes=index.nframes[rows], lengths=index.lengths[rows],
-        video=np.concatenate([np.full(len(f), r, np.int32) for r, f in enumerate(frames)] or [np.zeros(0, np.int32)]),
-        frame=np.concatenate(frames or [np.zeros(0, np.int64)]).astype(np.int32),
-        label_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
-        label_cls=np.concatenate(pos or [np.zeros(0, np.int16)]).astype(np.int16),
-        skipped=np.array(skipped, dtype=str), gapped=index.gapped)
 
 
 def _report_gaps(videos: Sequence, listings: Sequence[Listing], source: FrameSource, ann_path: str,

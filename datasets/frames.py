@@ -32,7 +32,8 @@ from torch.utils.data import Dataset
 from datasets import device_decode, fast_frames
 from datasets import transforms as frame_transforms
 from datasets.frame_files import list_frames
-from datasets.frame_index import FrameSource, SplitIndex, load_splits, strided_index
+from datasets.frame_index import FrameSource, SplitIndex, load_splits
+from datasets.frame_strided import strided_index
 from datasets.frame_io import open_frame
 from datasets.mirror import FlipRule, flip_rule
 
@@ -110,7 +111,7 @@ class RGBFrames(FrameDataset):
 
 def at_stride(dataset: FrameDataset, step: float, videos: Sequence[str] | None = None) -> FrameDataset:
     """A copy of ``dataset`` (a val_video dataset: evaluation transform, video-level targets) whose items are
-    the frames ``frame_index.strided_frames(n, step)`` of each of its videos (or only ``videos``), in time
+    the frames ``frame_strided.strided_frames(n, step)`` of each of its videos (or only ``videos``), in time
     order.  A video with gaps that the index kept (``--frame-gaps present``) is listed again and only its
     frames present are taken."""
     span = getattr(dataset, "span", 1)

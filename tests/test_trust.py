@@ -13,7 +13,7 @@ import datasets.testdata1 as testdata1
 import get_alltest
 import main
 from checkpoints.run_state import StateFileError, load_run_state
-from utils.charades_csv import file_digest
+from utils.file_hash import file_digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

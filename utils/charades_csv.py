@@ -14,7 +14,6 @@ but no frame lies inside them, as in the original and the official evaluator) an
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import math
 import os
@@ -135,12 +134,3 @@ def read_classes(path: str) -> list[str]:
             if line:
                 names.append(line.split(" ", 1)[1] if " " in line else line)
     return names
-
-
-def file_digest(path: str) -> str:
-    """SHA-1 of a file's bytes (keys caches on the annotation content, not its mtime)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

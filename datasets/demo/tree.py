@@ -30,7 +30,8 @@ from PIL import Image
 
 from datasets.demo.codes import NCLASS, flow_count, size_hw
 from datasets.demo.scene import Scene, chunks
-from utils.charades_csv import Video, file_digest, read_annotations
+from utils.charades_csv import Video, read_annotations
+from utils.file_hash import file_digest
 from utils import cli
 from utils.cli import UserError
 from utils.cores import usable_cores

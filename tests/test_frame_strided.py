@@ -1,9 +1,10 @@
-"""The frames feature extraction takes (``frame_index.strided_frames`` / ``strided_index``): the rule, flow
+"""The frames feature extraction takes (``frame_strided.strided_frames`` / ``strided_index``): the rule, flow
 stacks that must fit, frame gaps, a subset of the videos, the video-level targets."""
 import pytest
 
 from datasets.frame_files import Listing
-from datasets.frame_index import build_index, strided_frames, strided_index
+from datasets.frame_index import build_index
+from datasets.frame_strided import strided_frames, strided_index
 from utils.charades_csv import Video
 
 
