@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,13 @@ def model_opts(arch: str, inputsize: int, out: str):
     return opts
 
 
+REPEATS = 3   # runs of predict_clip and of the bare forward: one run of each moved by 5% between runs
+
+
+def spread(times: list[float]) -> str:
+    return " / ".join(f"{t:.2f}" for t in times) + " s"
+
+
 def end_to_end(path: str, arch: str, inputsize: int, out: str, calib: float) -> dict:
     """Start-up, predict_clip + outputs, and the bare forward on the same frames; prints one block."""
     import torch
@@ -107,12 +115,16 @@ def end_to_end(path: str, arch: str, inputsize: int, out: str, calib: float) -> 
     startup = time.perf_counter() - t0
     clip = video_input.Clip("video", path, video_input.VIDEO)
     stats: dict = {}
+    runs = []   # the first run is a new process's (cold); the median of REPEATS is the figure
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        pred, thumbs = predict.predict_clip(clip, [stream], [], opts, stats)
+        runs.append(time.perf_counter() - t0)
+    scored = statistics.median(runs)
     t0 = time.perf_counter()
-    pred, thumbs = predict.predict_clip(clip, [stream], [], opts, stats)
-    scored = time.perf_counter() - t0
     write_json(pred, out)
     draw_prediction(pred, thumbs, os.path.join(out, "video.png"))
-    total = time.perf_counter() - t0
+    total = scored + time.perf_counter() - t0
     # the same frames in memory, through the bare network at the same batch size
     frames = video_input.sample_windows(clip.nframes, clip.duration, opts.test_frames)[0]
     t0 = time.perf_counter()
@@ -120,18 +132,20 @@ def end_to_end(path: str, arch: str, inputsize: int, out: str, calib: float) -> 
                                            opts.batch_size)))
     decode = time.perf_counter() - t0
     with torch.no_grad():
-        train.forward(stream.model, x[:2], opts)  # warm-up
-        t0 = time.perf_counter()
-        for i in range(0, len(x), opts.batch_size):
-            train.forward(stream.model, x[i:i + opts.batch_size], opts)
-        bare = time.perf_counter() - t0
+        bares = []
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            for i in range(0, len(x), opts.batch_size):
+                train.forward(stream.model, x[i:i + opts.batch_size], opts)
+            bares.append(time.perf_counter() - t0)
+        bare = statistics.median(bares)
     ratio = total / bare
     print(f"  {arch} at {inputsize} px, {len(frames)} frames, batch {opts.batch_size}: start-up {startup:.2f} s; "
           f"end to end {total:.2f} s ({total / calib:.0f} steps) = predict_clip {scored:.2f} s + JSON and picture "
           f"{total - scored:.2f} s; bare forward {bare:.2f} s ({bare / calib:.0f} steps); end to end / bare "
           f"{ratio:.2f}x (predict_clip alone {scored / bare:.2f}x); decoding + transform of the 50 frames alone "
           f"{decode:.2f} s ({100 * decode / scored:.0f}% of predict_clip; {stats.get('frames_decoded')} frames "
-          f"decoded)", flush=True)
+          f"decoded; medians of {REPEATS}: predict_clip {spread(runs)}, bare {spread(bares)})", flush=True)
     return {"startup": startup, "total": total, "predict_clip": scored, "bare": bare, "ratio": ratio,
             "clip_ratio": scored / bare, "decode": decode}
 

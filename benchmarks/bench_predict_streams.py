@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+
+from benchmarks.bench_predict import REPEATS, spread  # noqa: E402
 
 
 def stream_of(kind: str, arch: str, inputsize: int, out: str):
@@ -63,22 +67,27 @@ def two_streams(path: str, out: str, calib: float, methods: tuple[str, ...] = ("
     rgb_run = time.perf_counter() - t0
     print(f"  RGB alone (ResNet-152): predict_clip {rgb_run:.1f} s ({rgb_run / calib:.0f} steps)", flush=True)
     stacks = torch.cat(list(video_flow.flow_batches(clip, starts, flow.transform, 10, "farneback", 20.0, 256, 1)))
+    bares = []
     with torch.no_grad():
-        train.forward(flow.model, stacks[:2], flow.opts)
-        t0 = time.perf_counter()
-        for i in range(0, len(stacks), flow.opts.batch_size):
-            train.forward(flow.model, stacks[i:i + flow.opts.batch_size], flow.opts)
-        bare = time.perf_counter() - t0
-    print(f"  flow network (VGG-16, 20 x 224 x 224) bare forward of the 50 stacks: {bare:.1f} s "
-          f"({bare / calib:.0f} steps)", flush=True)
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            for i in range(0, len(stacks), flow.opts.batch_size):
+                train.forward(flow.model, stacks[i:i + flow.opts.batch_size], flow.opts)
+            bares.append(time.perf_counter() - t0)
+    bare = statistics.median(bares)
+    print(f"  flow network (VGG-16, 20 x 224 x 224) bare forward of the 50 stacks: {bare:.2f} s "
+          f"({bare / calib:.0f} steps; median of {spread(bares)})", flush=True)
     cores = os.cpu_count() or 1
     runs = [("farneback", 256), ("farneback", 0)] if "farneback" in methods else []
     for method, side in runs + ([(flow_method("auto"), 256)] if "tvl1" in methods else []):
         stats: dict = {}
-        t0 = time.perf_counter()
-        for _ in video_flow.flow_batches(clip, starts, flow.transform, 50, method, 20.0, side, cores, stats):
-            pass
-        alone = time.perf_counter() - t0
+        alones = []
+        for _ in range(REPEATS if method == "farneback" else 1):   # TV-L1 once: minutes a run
+            t0 = time.perf_counter()
+            for _ in video_flow.flow_batches(clip, starts, flow.transform, 50, method, 20.0, side, cores, stats):
+                pass
+            alones.append(time.perf_counter() - t0)
+        alone = statistics.median(alones)
         flow.opts.flow_method, flow.opts.flow_short_side = method, side
         flow.inputs = predict.flow_inputs(flow.opts)
         t0 = time.perf_counter()
@@ -86,8 +95,8 @@ def two_streams(path: str, out: str, calib: float, methods: tuple[str, ...] = ("
         total = time.perf_counter() - t0
         print(f"  two streams, {method} at short side {side or 'full (480)'}: predict_clip {total:.1f} s "
               f"({total / calib:.0f} steps); flow computation alone (decode + {stats['flow_pairs']} pairs + "
-              f"transforms, {cores} threads) {alone:.1f} s = {100 * alone / total:.0f}% of the total, "
-              f"{alone / bare:.2f}x the flow network's forward", flush=True)
+              f"transforms, {cores} threads) {alone:.2f} s (median of {spread(alones)}) = "
+              f"{100 * alone / total:.0f}% of the total, {alone / bare:.2f}x the flow network's forward", flush=True)
     return {"rgb_run": rgb_run, "flow_bare": bare, "pairs": int(np.unique(
         [f for s in starts for f in range(s, s + 10)]).size)}
 
