@@ -1,19 +1,36 @@
-"""A port of the original's criterion to today's PyTorch, as a reference for tests/test_asynctf_original.py.
+"""The original's AsyncTF criterion, rewritten from its behaviour as a slow, independent reference for
+tests/test_asynctf_original.py (not a port of its code: per-video Python lists and explicit sums, where our
+criterion uses a vectorised ring buffer).
 
-Source: gsig/temporal-fields, ``pytorch/models/layers/AsyncTFCriterion.py`` (cited as ``C:<line>``) and
-``pytorch/models/layers/BalanceLabels.py`` (``B:<line>``), commit 924e66f.  Each function keeps the
-original's structure, loop for loop: Python dicts of lists of ``(time, message)``, messages averaged by
-the ``avg`` generator walk, the balance weights filled element by element, the synchronous passes by
-recursion.  What changes, and why:
+What the original's ``AsyncTFCriterion`` and ``BalanceLabels`` (gsig/temporal-fields,
+``pytorch/models/layers/``) compute for a batch of frames ``b`` (video ``v_b``, time ``t_b``), unary scores
+``a`` (B x C) and pairwise matrices ``aa`` (B x C x C):
 
-- today's PyTorch: no ``Variable``, no ``.cuda()`` (CPU tensors), ``.item()`` for ``.data[0]``, Python 3
-  division written ``//`` where the original relied on Python 2's integer ``/`` (``B:48``);
-- the storing order: the original sorted each batch by ``random()`` (``C:127``); this port takes the
-  permutation from ``self.generator`` (``torch.randperm``) so that it can be fed the order our criterion
-  draws: one permutation for the messages, then (training with ``adjustment``) one for the targets;
-- ``nn.BCELoss`` is PyTorch 0.4's (``bce04``: ``log(p + 1e-12)`` and its own backward), not today's;
-- the debug prints (``C:49``, ``C:158``, ``C:182``, ``C:192``) and ``VerboseGradients`` (``C:163``, an
-  identity that printed gradient norms) are left out: they change no number.
+1. **Messages.** Each video keeps a FIFO of its last ``memory_size`` stored ``(time, vector)`` items, in
+   storing order.  The past message of frame ``b`` is taken over the stored items of ``v_b`` with a time
+   ``< t_b`` (the future one: ``> t_b``), the ``i``-th of them in storing order (i = 0, 1, ...) weighted by
+   ``(1/decay)^i``, its vector also by the kernel ``exp(-(t - t_b)^2 / (2 sigma^2))``:
+   ``msg = w_time * sum_i (1/decay)^i k_i y_i / sum_i (1/decay)^i`` (the kernel is not in the
+   denominator), zero without such an item.  Messages are read before the batch is stored.
+2. **The field.** ``q[b, c] = sigmoid(a[b, c] + sum_i aa[b, i, c] msg[b, i] + sum_j aa[b, c, j] fmsg[b, j])``.
+3. **Balance** (training, ``--balanceloss``): counts of positives and negatives per class, over every
+   training batch so far including this one; ``q`` passes unchanged forward, and its gradient is
+   multiplied by ``floor(total / 2) / count`` (the count of the target's own value in that class).
+4. **Loss.** PyTorch 0.4's mean BCE of ``q`` plus ``originalloss_weight`` times that of ``sigmoid(a)``.
+   Then ``sigmoid(a)`` of each frame is stored (the batch in a shuffled order).  In training with
+   ``--adjustment``, the targets are stored too (their own store, another shuffle), ground-truth messages
+   are read from that store *after* this storing, and two terms are added:
+   ``0.5 * mean_b((gmsg - msg)^T aa target)^2 * w / C^2`` and ``0.5 * mean_b(target^T aa (gfmsg - fmsg))^2
+   * w / C^2``; in training the sum of the three is divided by 3 (the two terms are zero without
+   adjustment).
+5. **Synchronous** (val_video): the whole call is made 6 times in a row on the same batch, each storing
+   its messages; the last one's scores are smoothed over ``window_smooth`` frames on each side (the mean
+   of the rows within reach), and its loss returned.
+6. Class-index targets (charadesrgbsubset) become one-hot rows first.
+
+The storing order: the original shuffled each batch with Python's ``random()``; here each shuffle is
+``torch.randperm`` of ``self.generator``, so that the test can feed it our criterion's draws.  The BCE is
+PyTorch 0.4's (its ``1e-12`` inside the logs and its own backward), as the original ran on it.
 """
 from __future__ import annotations
 
@@ -21,207 +38,132 @@ import math
 
 import torch
 
-EPS = 1e-12  # PyTorch 0.4, THNN BCECriterion.c: #define EPS 1e-12
+EPS = 1e-12     # PyTorch 0.4's BCE: log(p + 1e-12), log(1 - p + 1e-12)
+PASSES = 6      # synchronous scoring: calls made on a val_video batch
 
 
-class BCE04(torch.autograd.Function):
-    """``nn.BCELoss()`` (mean) of PyTorch 0.4: forward ``-(t log(p+eps) + (1-t) log(1-p+eps))``, backward
-    ``-(t - p) / ((1 - p + eps) (p + eps)) / N`` (THNN BCECriterion_updateGradInput, sizeAverage)."""
+class _Bce04(torch.autograd.Function):
+    """Mean binary cross-entropy as PyTorch 0.4 computed it, with its own gradient."""
 
     @staticmethod
     def forward(ctx, p, t):
         ctx.save_for_backward(p, t)
-        return -(torch.log(p + EPS) * t + torch.log(1. - p + EPS) * (1. - t)).sum() / p.numel()
+        terms = t * torch.log(p + EPS) + (1.0 - t) * torch.log(1.0 - p + EPS)
+        return -terms.sum() / p.numel()
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx, grad):
         p, t = ctx.saved_tensors
-        return -(t - p) / ((1. - p + EPS) * (p + EPS)) * (g / p.numel()), None
+        return (p - t) / ((p + EPS) * (1.0 - p + EPS)) * (grad / p.numel()), None
 
 
-def bce04(p, t):
-    return BCE04.apply(p, t)
-
-
-# ---------------------------------------------------------------------------------- AsyncTFCriterion.py
-def axb(a, x, b):  # C:29-33: a^T X b for batched vectors a, b and batched matrix X
-    xb = torch.bmm(x, b[:, :, None])
-    return (a * xb.squeeze()).sum(1)
-
-
-def avg(iterator, weight=1.):  # C:36-45: compounding weight; the denominator holds only the weights
-    item, w = next(iterator)
-    total = item.clone() * w
-    n = 1.
-    for i, (item, w) in enumerate(iterator):
-        w1 = 1. * weight ** (i + 1)
-        total += item * w1 * w
-        n += w1
-    return total / n
-
-
-def winsmooth(mat, kernelsize=1):  # C:48-57
-    n = mat.shape[0]
-    out = mat.clone()
-    for m in range(n):
-        a = max(0, m - kernelsize)
-        b = min(n - 1, m + kernelsize)
-        out[m, :] = mat[a:b + 1, :].mean(0)
-    return out
-
-
-def gtmat(sizes, target):  # C:60-72: a vector of class indices -> one-hot rows
-    out = torch.zeros(*sizes)
-    for i, t in enumerate(target):
-        out[i, int(t)] = 1
-    return out
-
-
-class MessagePassing:  # C:90-140
-    def __init__(self, maxsize, w_time, decay, sigma, generator):
-        self.maxsize = maxsize
-        self.w_time = w_time
-        self.decay = decay
-        self.sigma = sigma
-        self.storage = {}
-        self.storage_gt = {}
-        self.nc = None
-        self.generator = generator  # replaces random() of C:127 (see the module docstring)
-
-    def mget(self, idtime, size, storage, cond=lambda t, t0: True, kernel=lambda t, t0: 1):  # C:103-112
-        def meta(ids, t0):
-            try:
-                return avg(((y, kernel(t, t0)) for t, y in storage[ids] if cond(t, t0)), 1. / self.decay)
-            except (StopIteration, KeyError):
-                return torch.zeros(size)
-        out = [meta(ids, time) for ids, time in idtime]
-        return torch.stack(out, 0)
-
-    def get_msg(self, idtime, time='past', storage=None):  # C:114-118
-        storage = self.storage if storage is None else storage
-        cond = (lambda t, t0: t < t0) if time == 'past' else (lambda t, t0: t > t0)
-        kernel = lambda t, t0: math.exp(-float(t - t0) ** 2 / (2 * self.sigma ** 2))  # noqa: E731
-        return self.mget(idtime, self.nc, storage, cond, kernel) * self.w_time
-
-    def get_gt_msg(self, idtime, time='past'):  # C:120-121
-        return self.get_msg(idtime, time, self.storage_gt)
-
-    def mset(self, msg, idtime, storage):  # C:123-133: a FIFO of maxsize per id, in storing order
-        pairs = list(zip(msg, idtime))
-        for j in torch.randperm(len(pairs), generator=self.generator).tolist():  # C:127's shuffle
-            m, (ids, time) = pairs[j]
-            if ids not in storage:
-                storage[ids] = []
-            data = m.detach().clone()  # C:130: m.data.cpu()
-            storage[ids].append((time, data))
-            if len(storage[ids]) > self.maxsize:
-                del storage[ids][0]
-
-    def set_msg(self, qa, idtime):  # C:135-136
-        self.mset(qa, idtime, self.storage)
-
-    def set_gt_msg(self, qa, target, idtime):  # C:138-140
-        self.mset(target.detach(), idtime, self.storage_gt)
-
-
-class AsyncTFCriterion(torch.nn.Module, MessagePassing):  # C:143-202
-    def __init__(self, args, generator):
-        MessagePassing.__init__(self, args.memory_size, args.temporal_weight, args.memory_decay, args.sigma,
-                                generator)
-        torch.nn.Module.__init__(self)
-        self.msg_n = 5
-        self.w_tloss = args.temporalloss_weight
-        self.orig_loss = args.originalloss_weight
-        self.adjustment = args.adjustment
-        self.balanceloss = args.balanceloss
-        self.BalanceLabels = BalanceLabels()
-        self.winsmooth = args.window_smooth
-
-    def forward(self, a, aa, target, id_time, n=1, synchronous=False):  # C:156-202
-        if target.dim() == 1:
-            target = gtmat(a.shape, target.long())
-        target = target.float()
-        idtime = list(zip(id_time['id'], id_time['time']))  # Python 2's zip is a list: read more than once
-        self.nc = a.shape[1]
-        msg = self.get_msg(idtime, 'past')
-        fmsg = self.get_msg(idtime, 'future')
-        qa = a.clone()
-        qa += (aa * msg[:, :, None]).sum(1)
-        qa += (aa * fmsg[:, None, :]).sum(2)
-        qa = torch.sigmoid(qa)
-        if self.balanceloss and self.training:
-            qa = self.BalanceLabels(qa, target)
-        loss = bce04(qa, target)
-        loss += bce04(torch.sigmoid(a), target) * self.orig_loss
-        self.set_msg(torch.sigmoid(a), idtime)
-
-        if self.training:
-            if self.adjustment:
-                self.set_gt_msg(qa, target, idtime)
-                gt_msg = self.get_gt_msg(idtime, time='past')
-                gt_fmsg = self.get_gt_msg(idtime, time='future')
-                pastloss = .5 * axb(gt_msg - msg, aa, target).pow(2).mean() * self.w_tloss / self.nc ** 2
-                futureloss = .5 * axb(target, aa, gt_fmsg - fmsg).pow(2).mean() * self.w_tloss / self.nc ** 2
-            else:
-                pastloss = loss * 0
-                futureloss = loss * 0
-            loss = (loss + pastloss + futureloss) / 3
-
-        if not synchronous or n > self.msg_n:
-            out = qa.clone()
-            if synchronous:
-                out = winsmooth(out, kernelsize=self.winsmooth)
-            return out, loss
-        return self.forward(a, aa, target, id_time, n=n + 1, synchronous=synchronous)
-
-
-# ------------------------------------------------------------------------------------- BalanceLabels.py
-def populate(dict, ind, val=0):  # B:6-8
-    if ind not in dict:
-        dict[ind] = val
-
-
-class ScaleGrad(torch.autograd.Function):  # B:11-20: identity forward, gradient times the weights
-    @staticmethod
-    def forward(ctx, inputs, weights):
-        ctx.save_for_backward(inputs, weights)
-        return inputs.clone()
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; the gradient multiplied by fixed weights."""
 
     @staticmethod
-    def backward(ctx, grad_output):
-        _, weights = ctx.saved_tensors
-        return grad_output * weights, None
+    def forward(ctx, x, weights):
+        ctx.weights = weights
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.weights, None
 
 
-class BalanceLabels(torch.nn.Module):  # B:23-54
+class Balance:
+    """Per-class counts of positive and negative targets over the training batches seen (step 3)."""
+
     def __init__(self):
-        super().__init__()
-        self.zerocounts = {}
-        self.counts = {}
+        self.positives: dict[int, float] = {}
+        self.negatives: dict[int, float] = {}
         self.total = 0
 
-    def update_counts(self, target):  # B:30-38
-        n = target.shape[0]
-        tt = target.sum(0)
-        for j, t in enumerate(tt):
-            populate(self.counts, j)
-            populate(self.zerocounts, j)
-            self.counts[j] += t.item()
-            self.zerocounts[j] += n - t.item()
-        self.total += n
+    def __call__(self, q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        rows, classes = target.shape
+        for c in range(classes):
+            pos = float(target[:, c].sum())
+            self.positives[c] = self.positives.get(c, 0) + pos
+            self.negatives[c] = self.negatives.get(c, 0) + rows - pos
+        self.total += rows
+        counts = torch.tensor([[self.positives[c] if target[r, c] != 0 else self.negatives[c]
+                                for c in range(classes)] for r in range(rows)])
+        return _ScaleGrad.apply(q, (self.total // 2) / counts)
 
-    def get_weights(self, target):  # B:40-49
-        weights = torch.zeros(*target.shape)
-        for i in range(target.shape[0]):
-            for j in range(target.shape[1]):
-                if target[i, j].item() == 0:
-                    weights[i, j] = self.zerocounts[j]
-                else:
-                    weights[i, j] = self.counts[j]
-        avg = self.total // 2  # B:48: self.total / 2 of an int, Python 2's floor division
-        return avg / weights
 
-    def forward(self, inputs, target):  # B:51-54
-        self.update_counts(target)
-        weights = self.get_weights(target)
-        return ScaleGrad.apply(inputs, weights)
+def message(fifo: list, t0: int, later: bool, sigma: float, decay: float, size: int) -> torch.Tensor:
+    """Step 1 for one frame: the decayed, kernel-weighted average of the items on one side of ``t0``."""
+    chosen = [(t, y) for t, y in fifo if (t > t0 if later else t < t0)]
+    if not chosen:
+        return torch.zeros(size)
+    num, den = torch.zeros(size), 0.0
+    for i, (t, y) in enumerate(chosen):
+        rank = (1.0 / decay) ** i
+        num = num + y * (rank * math.exp(-float(t - t0) ** 2 / (2 * sigma ** 2)))
+        den += rank
+    return num / den
+
+
+def smooth(rows: torch.Tensor, reach: int) -> torch.Tensor:
+    """Each row replaced by the mean of the rows at most ``reach`` away (step 5)."""
+    n = rows.shape[0]
+    return torch.stack([rows[max(0, m - reach):min(n, m + reach + 1)].mean(0) for m in range(n)])
+
+
+def quad(u: torch.Tensor, aa: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``u_b^T aa_b w_b`` for each frame ``b``."""
+    return torch.einsum("bi,bij,bj->b", u, aa, w)
+
+
+class AsyncTFCriterion(torch.nn.Module):
+    """Steps 1-6 above; ``generator`` gives the storing orders."""
+
+    def __init__(self, args, generator: torch.Generator):
+        super().__init__()
+        self.memory, self.w_time, self.decay, self.sigma = args.memory_size, args.temporal_weight, \
+            args.memory_decay, args.sigma
+        self.w_temporal, self.w_original = args.temporalloss_weight, args.originalloss_weight
+        self.adjustment, self.balanceloss, self.reach = args.adjustment, args.balanceloss, args.window_smooth
+        self.generator = generator
+        self.storage: dict[str, list] = {}      # video -> FIFO of (time, sigmoid(a) row)
+        self.storage_gt: dict[str, list] = {}   # video -> FIFO of (time, target row)
+        self.BalanceLabels = Balance()
+
+    def _read(self, store: dict, keys: list, later: bool, size: int) -> torch.Tensor:
+        rows = [message(store.get(v, []), t, later, self.sigma, self.decay, size) for v, t in keys]
+        return torch.stack(rows) * self.w_time
+
+    def _store(self, store: dict, rows: torch.Tensor, keys: list) -> None:
+        for j in torch.randperm(len(keys), generator=self.generator).tolist():
+            v, t = keys[j]
+            fifo = store.setdefault(v, [])
+            fifo.append((t, rows[j].detach().clone()))
+            del fifo[:-self.memory]
+
+    def _pass(self, a, aa, target, keys):
+        size = a.shape[1]
+        past, future = self._read(self.storage, keys, False, size), self._read(self.storage, keys, True, size)
+        q = torch.sigmoid(a + torch.einsum("bic,bi->bc", aa, past) + torch.einsum("bcj,bj->bc", aa, future))
+        if self.balanceloss and self.training:
+            q = self.BalanceLabels(q, target)
+        loss = _Bce04.apply(q, target) + self.w_original * _Bce04.apply(torch.sigmoid(a), target)
+        self._store(self.storage, torch.sigmoid(a), keys)
+        if not self.training:
+            return q, loss
+        extra = 0.0
+        if self.adjustment:
+            self._store(self.storage_gt, target, keys)
+            g_past = self._read(self.storage_gt, keys, False, size)
+            g_future = self._read(self.storage_gt, keys, True, size)
+            scale = 0.5 * self.w_temporal / size ** 2
+            extra = scale * (quad(g_past - past, aa, target).pow(2).mean()
+                             + quad(target, aa, g_future - future).pow(2).mean())
+        return q, (loss + extra) / 3
+
+    def forward(self, a, aa, target, id_time, synchronous=False):
+        if target.dim() == 1:
+            target = torch.nn.functional.one_hot(target.long(), a.shape[1])
+        target = target.float()
+        keys = list(zip(id_time["id"], id_time["time"]))
+        for _ in range(PASSES if synchronous else 1):
+            q, loss = self._pass(a, aa, target, keys)
+        return (smooth(q, self.reach) if synchronous else q.clone()), loss

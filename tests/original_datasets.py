@@ -1,158 +1,159 @@
-"""A port of the original's sample lists (the ``prepare()`` of its dataset classes) to Python 3, as a
-reference for tests/test_frame_index_original.py.
+"""An independent reference for the sample lists the original project builds, used as the oracle of
+tests/test_frame_index_original.py.  Written from the behaviour of the original's annotation parsers and
+``prepare()`` methods in gsig/temporal-fields ``pytorch/datasets/`` (``charadesrgb.py``,
+``charadesrgbsubset.py``, ``jesterrgb.py``, ``somethingrgb.py``); none of its code is reused.
 
-Sources: gsig/temporal-fields, commit 924e66f, ``pytorch/datasets/``: ``charadesrgb.py`` (cited ``R:<line>``),
-``charadesrgbsubset.py`` (``S:<line>``), ``jesterrgb.py`` (``J:<line>``), ``somethingrgb.py`` (``T:<line>``).
-Each returns the original's ``{'image_paths', 'targets', 'ids', 'times'}``, built loop for loop as there.
-What changes: ``dict.items()`` for Python 2's ``iteritems()`` (so the videos come in file order, where the
-original's came in a Python 2 dict's order), ``//`` nowhere needed, the progress prints left out, and the
-labels files passed in rather than read from the author's hard-coded paths (``J:35``, ``T:35``).  The
-ports repeat each other where the original's files do (its val_video loops): each stays a copy of its file.
+Every ``*_prepare`` returns ``{'image_paths', 'targets', 'ids', 'times'}``, four parallel lists with one
+entry per sample.  The videos are visited in the order of the labels dict, i.e. annotation-file order (the
+original walked a Python 2 dict, whose order is not reproducible).  A video's frames are the ``*.jpg`` in
+``<root>/<id>``; a video with none contributes nothing (but, for the subset, still counts as a row read).
+With n frames, frame numbers are 1-based, and:
+
+* train / val, all datasets: the frames 1, 5, 9, ... below n (offsets ``0, 4, ... < n-1``); the sample's
+  time is the 0-based offset.  Charades labels each frame with an int32 0/1 vector over its classes, set for
+  every action whose (start, end) strictly contains offset/24 s; Jester and Something-Something give every
+  frame the video's one class as an int32 one-hot vector.
+* val_video, all datasets: ``testGAP`` frames (50; 25 for the subset) at ``floor(linspace(0, n-1, testGAP))
+  + 1`` computed in floating point, each with that frame number as its time and the video-level target
+  (Charades: every class among its actions; otherwise the one class), one tensor shared by the video.
+* Charades subset: only the first 101 rows of the annotation are read, frameless ones included.  Its
+  train / val make one sample per (action, frame strictly inside it), actions in annotation order and frames
+  ascending within each, with the plain class index (a Python int) as target; a frame inside several
+  actions is repeated, a video without actions gives nothing.  Its val_video is the Charades one over those
+  rows with 25 frames a video.
+
+Charades frames are ``<root>/<id>/<id>-NNNNNN.jpg``; ``single_label_prepare`` takes Jester's and Something's
+as ``frame_name(iddir, vid, frame)``.  Labels files are passed in (the original had fixed paths).
 """
-from __future__ import annotations
-
 import csv
 import json
 from glob import glob
+from itertools import islice
 
 import numpy as np
 import torch
 
+FPS, STRIDE = 24, 4
+KEYS = ('image_paths', 'targets', 'ids', 'times')
+charades_name = '{}/{}-{:06d}.jpg'.format  # (folder, vid, frame)
 
-def parse_charades_csv(filename):  # R:13-27 (= S:13-27)
-    labels = {}
+
+def cls2int(name):
+    """'c042' -> 42."""
+    return int(name[1:])
+
+
+def _action(text):
+    cls, start, end = text.split(' ')
+    return {'class': cls, 'start': float(start), 'end': float(end)}
+
+
+def parse_charades_csv(filename):
+    """id -> list of {'class', 'start', 'end'} from the Charades annotation csv, in file order."""
     with open(filename) as f:
-        for row in csv.DictReader(f):
-            vid = row['id']
-            actions = row['actions']
-            if actions == '':
-                actions = []
-            else:
-                actions = [a.split(' ') for a in actions.split(';')]
-                actions = [{'class': x, 'start': float(y), 'end': float(z)} for x, y, z in actions]
-            labels[vid] = actions
-    return labels
+        return {row['id']: [_action(a) for a in row['actions'].split(';')] if row['actions'] else []
+                for row in csv.DictReader(f)}
 
 
-def cls2int(x):  # R:30-31
-    return int(x[1:])
-
-
-def charades_prepare(path, labels, split, num_classes=157, testGAP=50):  # R:88-125
-    FPS, GAP = 24, 4
-    image_paths, targets, ids, times = [], [], [], []
-    for i, (vid, label) in enumerate(labels.items()):
-        iddir = path + '/' + vid
-        n = len(glob(iddir + '/*.jpg'))
-        if n == 0:
-            continue
-        if split == 'val_video':
-            target = torch.IntTensor(num_classes).zero_()
-            for x in label:
-                target[cls2int(x['class'])] = 1
-            for loc in np.linspace(0, n - 1, testGAP):
-                image_paths.append('{}/{}-{:06d}.jpg'.format(iddir, vid, int(np.floor(loc)) + 1))
-                targets.append(target)
-                ids.append(vid)
-                times.append(int(np.floor(loc)) + 1)
-        else:
-            for ii in range(0, n - 1, GAP):
-                target = torch.IntTensor(num_classes).zero_()
-                for x in label:
-                    if x['start'] < ii / float(FPS) < x['end']:
-                        target[cls2int(x['class'])] = 1
-                image_paths.append('{}/{}-{:06d}.jpg'.format(iddir, vid, ii + 1))
-                targets.append(target)
-                ids.append(vid)
-                times.append(ii)
-    return {'image_paths': image_paths, 'targets': targets, 'ids': ids, 'times': times}
-
-
-def subset_prepare(path, labels, split, num_classes=157):  # S:87-123
-    FPS, GAP, testGAP = 24, 4, 25
-    image_paths, targets, ids, times = [], [], [], []
-    for i, (vid, label) in enumerate(labels.items()):
-        if i > 100:
-            break
-        iddir = path + '/' + vid
-        n = len(glob(iddir + '/*.jpg'))
-        if n == 0:
-            continue
-        if split == 'val_video':
-            target = torch.IntTensor(num_classes).zero_()
-            for x in label:
-                target[cls2int(x['class'])] = 1
-            for loc in np.linspace(0, n - 1, testGAP):
-                image_paths.append('{}/{}-{:06d}.jpg'.format(iddir, vid, int(np.floor(loc)) + 1))
-                targets.append(target)
-                ids.append(vid)
-                times.append(int(np.floor(loc)) + 1)
-        else:
-            for x in label:
-                for ii in range(0, n - 1, GAP):
-                    if x['start'] < ii / float(FPS) < x['end']:
-                        image_paths.append('{}/{}-{:06d}.jpg'.format(iddir, vid, ii + 1))
-                        targets.append(cls2int(x['class']))  # a class index, not a vector
-                        ids.append(vid)
-                        times.append(ii)
-    return {'image_paths': image_paths, 'targets': targets, 'ids': ids, 'times': times}
-
-
-def parse_jester_labels(filename):  # J:11-16
-    labels = {}
+def parse_jester_labels(filename):
+    """Class name -> its line number."""
     with open(filename) as f:
-        for i, line in enumerate(f):
-            labels[line.strip()] = i
-    return labels
+        return {name.strip(): k for k, name in enumerate(f)}
 
 
-def parse_jester_csv(filename, cls2int):  # J:19-27
-    labels = {}
+def parse_jester_csv(filename, cls2int):
+    """id -> {'class': index} from 'id;class name' lines."""
     with open(filename) as f:
-        for row in f:
-            vid, label = row.strip().split(';')
-            labels[vid] = {'class': cls2int[label]}
-    return labels
+        pairs = [line.strip().split(';') for line in f]
+    return {vid: {'class': cls2int[name]} for vid, name in pairs}
 
 
-def parse_something_labels(filename):  # T:12-15
+def parse_something_labels(filename):
     with open(filename) as f:
         return json.load(f)
 
 
-def parse_something_json(filename, cls2int):  # T:18-27
-    labels = {}
+def parse_something_json(filename, cls2int):
+    """id -> {'class': cls2int[template without its brackets]}."""
     with open(filename) as f:
-        data = json.load(f)
-    for row in data:
-        labels[row['id']] = {'class': cls2int[row['template'].replace('[', '').replace(']', '')]}
-    return labels
+        rows = json.load(f)
+    unbracket = str.maketrans('', '', '[]')
+    return {r['id']: {'class': cls2int[r['template'].translate(unbracket)]} for r in rows}
 
 
-def single_label_prepare(path, labels, split, num_classes, frame_name):  # J:43-80 = T:43-80
-    """``frame_name(iddir, vid, frame)``: ``'{}/{:05d}.jpg'`` for Jester (J:62, J:74), ``'{}/{}-{:06d}.jpg'``
-    for Something-Something (T:62, T:74)."""
-    FPS, GAP, testGAP = 24, 4, 50
-    image_paths, targets, ids, times = [], [], [], []
-    for i, (vid, label) in enumerate(labels.items()):
-        iddir = path + '/' + vid
-        n = len(glob(iddir + '/*.jpg'))
-        if n == 0:
-            continue
+def _with_frames(path, items):
+    """(vid, label, folder, n) for each (vid, label) whose folder holds n > 0 frames."""
+    for vid, label in items:
+        folder = '{}/{}'.format(path, vid)
+        n = len(glob(folder + '/*.jpg'))
+        if n:
+            yield vid, label, folder, n
+
+
+def _strided(n):
+    """0-based offsets of the train / val frames."""
+    return np.arange(0, n - 1, STRIDE)
+
+
+def _spread(n, count):
+    """1-based frame numbers of the val_video frames."""
+    return (np.floor(np.linspace(0, n - 1, count)).astype(np.int64) + 1).tolist()
+
+
+def _onehot(classes, num_classes):
+    vec = torch.zeros(num_classes, dtype=torch.int32)
+    vec[torch.as_tensor(classes, dtype=torch.long)] = 1
+    return vec
+
+
+def _inside(label, offsets):
+    """Boolean (actions x frames): action strictly contains the frame's time offset / FPS."""
+    t = offsets / float(FPS)
+    span = np.array([(a['start'], a['end']) for a in label], dtype=float).reshape(-1, 2)
+    return (span[:, :1] < t) & (t < span[:, 1:])
+
+
+def _as_dict(samples):
+    columns = list(zip(*samples)) or [()] * len(KEYS)
+    return {key: list(col) for key, col in zip(KEYS, columns)}
+
+
+def charades_prepare(path, labels, split, num_classes=157, testGAP=50):
+    samples = []
+    for vid, label, folder, n in _with_frames(path, labels.items()):
+        classes = np.array([cls2int(a['class']) for a in label], dtype=np.int64)
         if split == 'val_video':
-            target = torch.IntTensor(num_classes).zero_()
-            target[int(label['class'])] = 1
-            for loc in np.linspace(0, n - 1, testGAP):
-                image_paths.append(frame_name(iddir, vid, int(np.floor(loc)) + 1))
-                targets.append(target)
-                ids.append(vid)
-                times.append(int(np.floor(loc)) + 1)
+            target = _onehot(classes, num_classes)
+            samples += [(charades_name(folder, vid, f), target, vid, f) for f in _spread(n, testGAP)]
+            continue
+        offsets = _strided(n)
+        hits = _inside(label, offsets)
+        samples += [(charades_name(folder, vid, o + 1), _onehot(classes[hits[:, j]], num_classes), vid, o)
+                    for j, o in enumerate(offsets.tolist())]
+    return _as_dict(samples)
+
+
+def subset_prepare(path, labels, split, num_classes=157):
+    rows = list(islice(labels.items(), 101))
+    if split == 'val_video':
+        return charades_prepare(path, dict(rows), split, num_classes, testGAP=25)
+    samples = []
+    for vid, label, folder, n in _with_frames(path, rows):
+        offsets = _strided(n)
+        for a, j in zip(*np.nonzero(_inside(label, offsets))):  # row-major: action by action
+            o = int(offsets[j])
+            samples.append((charades_name(folder, vid, o + 1), cls2int(label[a]['class']), vid, o))
+    return _as_dict(samples)
+
+
+def single_label_prepare(path, labels, split, num_classes, frame_name):
+    """Jester / Something-Something; ``frame_name(iddir, vid, frame)`` gives a frame's path."""
+    samples = []
+    for vid, label, folder, n in _with_frames(path, labels.items()):
+        target = _onehot([int(label['class'])], num_classes)
+        if split == 'val_video':
+            picks = [(f, f, target) for f in _spread(n, 50)]
         else:
-            for ii in range(0, n - 1, GAP):
-                target = torch.IntTensor(num_classes).zero_()
-                target[int(label['class'])] = 1
-                image_paths.append(frame_name(iddir, vid, ii + 1))
-                targets.append(target)
-                ids.append(vid)
-                times.append(ii)
-    return {'image_paths': image_paths, 'targets': targets, 'ids': ids, 'times': times}
+            picks = [(o + 1, o, target.clone()) for o in _strided(n).tolist()]
+        samples += [(frame_name(folder, vid, f), tgt, vid, t) for f, t, tgt in picks]
+    return _as_dict(samples)

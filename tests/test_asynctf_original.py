@@ -1,10 +1,11 @@
-"""Our AsyncTF criterion next to a port of the original's (tests/original_asynctf.py: AsyncTFCriterion and
-BalanceLabels line by line, in float32 as the original ran, fed our storing order and PyTorch 0.4's BCE).
+"""Our AsyncTF criterion next to a slow reference of what the original's AsyncTFCriterion and
+BalanceLabels compute (tests/original_asynctf.py, written from their behaviour, in float32 as the original ran,
+fed our storing order and PyTorch 0.4's BCE).
 
 Over several training batches whose videos overflow the FIFOs (eviction), with decay, adjustment and
 balance on and off, then frame-level validation batches and a synchronous (val_video) pass: the scores
 and the loss agree to 1e-5 relative, the gradients to 1e-4.  The one allowed difference is the storing
-order, which the port is fed (docs/differences.md, "Storing order"): the criterion's stream in training
+order, which the reference is fed (docs/differences.md, "Storing order"): the criterion's stream in training
 and validation, a stream of the video's own in synchronous scoring.
 """
 from __future__ import annotations
@@ -80,7 +81,7 @@ def close(ours, theirs, rtol):
 def test_criterion_matches_the_original(tmp_path, decay, adjustment, balance, shared, single_class):
     o = make_opts(tmp_path, memory_decay=decay, adjustment=adjustment, balanceloss=balance)
     ours = AsyncTFCriterion(o)
-    # the port draws its storing orders from a copy of our criterion's stream: the same permutations
+    # the reference draws its storing orders from a copy of our criterion's stream: the same permutations
     theirs = OriginalCriterion(o, torch.Generator().manual_seed(o.manual_seed))
     seen = 0
     for phase, data in (("train", batches(5, 7, seed=1, single_class=single_class)),

@@ -1,6 +1,6 @@
 """datasets.charadesrgbsubset: the original's sampling (one item per (action, frame inside it), a one-hot
 target each; 25 val_video frames spread over the video; the first 101 CSV rows), scored by the official
-evaluator against those rows, and one epoch end to end.  (The sample lists are also compared with a port of
+evaluator against those rows, and one epoch end to end.  (The sample lists are also compared with a reference of
 the original's prepare() in tests/test_frame_index_original.py.)"""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The samples of our Charades, Charades subset, Jester and Something-Something loaders next to a port of the
-original's ``prepare()`` (tests/original_datasets.py) on small frame trees (empty files: nothing is decoded).
+"""The samples of our Charades, Charades subset, Jester and Something-Something loaders next to a reference of
+what the original's ``prepare()`` produces (tests/original_datasets.py) on small frame trees (empty files: nothing is decoded).
 
 Differences allowed for, each documented (docs/datasets.md, docs/differences.md):
 1. times: the original's train / val ``time`` is 0-based (``ii``), ours is the frame number ``ii + 1``;
@@ -119,7 +119,7 @@ def test_jester(tmp_path):
     opts = parse(tmp_path, "--dataset", "jesterrgb", "--data", root, "--train-file", ann, "--val-file", ann,
                  "--nclass", "4")
     labels = original.parse_jester_csv(ann, original.parse_jester_labels(str(tmp_path / "jester-v1-labels.csv")))
-    frame_name = lambda iddir, vid, f: "{}/{:05d}.jpg".format(iddir, f)  # noqa: E731  (J:62, J:74)
+    frame_name = lambda iddir, vid, f: "{}/{:05d}.jpg".format(iddir, f)  # noqa: E731  (Jester: 5-digit names)
     for ds, split in zip(jesterrgb.get(opts), ("train", "val", "val_video")):
         assert ours(ds.index, zero_based_times=True) == theirs(
             original.single_label_prepare(root, labels, split, 4, frame_name))
@@ -138,7 +138,7 @@ def test_something_something(tmp_path):
     opts = parse(tmp_path, "--dataset", "somethingrgb", "--data", root, "--train-file", ann, "--val-file", ann,
                  "--nclass", "3")
     labels = original.parse_something_json(ann, original.parse_something_labels(str(labels_file)))
-    frame_name = lambda iddir, vid, f: "{}/{}-{:06d}.jpg".format(iddir, vid, f)  # noqa: E731  (T:62, T:74)
+    frame_name = lambda iddir, vid, f: "{}/{}-{:06d}.jpg".format(iddir, vid, f)  # noqa: E731  (Something-Something)
     for ds, split in zip(somethingrgb.get(opts), ("train", "val", "val_video")):
         assert ours(ds.index, zero_based_times=True) == theirs(
             original.single_label_prepare(root, labels, split, 3, frame_name))

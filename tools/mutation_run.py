@@ -54,6 +54,7 @@ TESTS = {
     "checkpoints/safe_load.py": ["tests/test_safe_load.py", "tests/test_checkpoints.py", "tests/test_trust.py"],
     "utils/atomic.py": ["tests/test_atomic.py", "tests/test_submission.py", "tests/test_checkpoints.py"],
     "combine_rgb_flow.py": ["tests/test_combine_rgb_flow.py"],
+    "utils/fusion.py": ["tests/test_fusion.py", "tests/test_combine_rgb_flow.py"],   # combine's weights and sums
     "utils/video_frames.py": ["tests/test_video_frames.py", "tests/test_extract_frames.py"],
 }
 NOT_MUTATED_CALLS = {"print", "log", "logging", "logger"}  # f(...) or f.x(...): messages only
