@@ -308,8 +308,9 @@ def test_criterion_state_round_trip(tmp_path):
 
 def test_a_batch_taken_back_leaves_no_trace(tmp_path):
     """train's --max-nonfinite skips a batch: take_back() undoes its stores (both buffers), balance counts
-    and storing orders, so the run goes on exactly as if the batch had not been there."""
-    o = make_opts(tmp_path, adjustment=True, balanceloss=True)
+    and storing orders, so the run goes on exactly as if the batch had not been there.  (FIFOs of 20: the
+    skipped batch's items would outlive the next batch in either buffer.)"""
+    o = make_opts(tmp_path, adjustment=True, balanceloss=True, memory_size=20)
     batches = list(random_batches(3, 9, o.nclass, seed=11))
     skipped, plain = AsyncTFCriterion(o).train(), AsyncTFCriterion(o).train()
     for k, (a, aa, target, ids, times) in enumerate(batches):

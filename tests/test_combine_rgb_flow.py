@@ -51,12 +51,15 @@ def test_twelve_digits_make_no_ties_the_inputs_did_not_have(tmp_path, capsys):
     """The original printed str() of numpy floats: 12 significant digits.  Fused scores that differ in their
     7th digit stay apart (%g would print 0.211728 twice), so the rank of the positive B is defined: AP 1,
     not the 1/2 of a tie that the stable sort breaks in A's favour."""
-    rgb = write(tmp_path / "rgb.txt", ["A 0.1234561 0 0", "B 0.1234564 0 0"])
-    flow = write(tmp_path / "flow.txt", ["A 0.3 0 0", "B 0.3 0 0"])
+    rgb = write(tmp_path / "rgb.txt", ["A 0.1234561 0 0", "B 0.1234564 0 0", "D 0.3333333333333333 0 0"])
+    flow = write(tmp_path / "flow.txt", ["A 0.3 0 0", "B 0.3 0 0", "D 0.3333333333333333 0 0"])
     combine(rgb, flow, None, nclass=C)
-    assert capsys.readouterr().out.split("\n") == ["A 0.21172805 0 0", "B 0.2117282 0 0", ""]
+    # and no more: 1/3 prints as 0.333333333333, as str() of a numpy float did
+    assert capsys.readouterr().out.split("\n") == ["A 0.21172805 0 0", "B 0.2117282 0 0", "D 0.333333333333 0 0", ""]
     fused = read_submission(combine(rgb, flow, str(tmp_path / "out.txt"), nclass=C).out_path, C).scores
-    assert average_precision(fused[:, :1], np.array([[0.0], [1.0]]))[0] == 1.0
+    assert average_precision(fused[:2, :1], np.array([[0.0], [1.0]]))[0] == 1.0
+
+
 @pytest.mark.parametrize("weights, message", [
     (("1e308", "1e308"), r"--weights 1e\+308 1e\+308: they sum to inf.*same ratio"),  # was an OverflowError
     (("1", "-1"), "--weights 1 -1: each weight must be a finite number >= 0"),             # was "they sum to 0"

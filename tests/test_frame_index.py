@@ -75,6 +75,7 @@ def test_frame_level_samples_exact(tree, split, caplog):
     assert samples(index) == expected
     assert index.skipped.tolist() == ["CCC03", "DDD04"]
     assert index.ids.tolist() == ["AAA01", "BBB02"] and index.nframes.tolist() == [30, 9]
+    assert index.lengths.tolist() == [1.25, 2.0]   # the annotation's lengths of the kept videos
     assert index.video_ids == [v for v, _, _ in expected]
     assert any("skipped 2 of 4" in r.getMessage() and "CCC03" in r.getMessage() for r in caplog.records)
 

@@ -31,9 +31,11 @@ def test_infinities_and_zero_weights():
     with pytest.raises(FusionError, match=clash):
         fuse([[0, 0], [0, np.inf]], [[0, 0], [0, -np.inf]], keys=["a", "b"], sources=("r.pth", "f.pth"))
     rgb3, flow3 = np.zeros((2, 3, 4)), np.zeros((2, 3, 4))   # localisation rows: video x frame x class
-    rgb3[1, 2, 2], flow3[1, 2, 2] = np.inf, -np.inf
+    rgb3[1, 0, 2], flow3[1, 0, 2] = np.inf, -np.inf
     with pytest.raises(FusionError, match=r"key row 1, class 2: .* \(1 such score"):
-        fuse(rgb3, flow3)
+        fuse(rgb3, flow3)   # the class is the last index, not the frame's
+    with pytest.raises(FusionError, match=r"key row 0, class 1: "):
+        fuse(np.array([0.0, np.inf]), np.array([0.0, -np.inf]))   # one video's scores: row 0
 
 
 def test_per_video_fusion_equals_combine_rgb_flow_of_the_files(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from utils import video_frames
-from utils.video_frames import MAX_GAP_S, resample, scaled_size, to_uint8
+from utils.video_frames import MAX_GAP_S, frame_count, resample, scaled_size, shown_at, stream_end, to_uint8
 
 
 def ms(*times):
@@ -27,6 +27,27 @@ def test_resample_repeats_and_drops_by_hand():
     # 30 -> 24 fps: every fifth source frame is never shown (and never yielded, so never converted)
     thirty = [(Fraction(i, 30), Fraction(1, 30), i) for i in range(10)]
     assert shown(thirty) == [0, 1, 2, 3, 5, 6, 7, 8]
+
+
+def test_stream_end_and_shown_at_by_hand():
+    # the end: the last timestamp plus its frame's duration, else plus the gap before it; a timestamp that
+    # does not increase is dropped (and does not shorten that gap); a lone frame without duration ends at it
+    assert stream_end([]) is None
+    assert stream_end(ms(0, 40, 100)) == Fraction(160, 1000)
+    assert stream_end(ms(0, 40, 100, 90, 100)) == Fraction(160, 1000)
+    assert stream_end([(Fraction(0), None, "a"), (Fraction(1, 2), Fraction(1, 4), "b")]) == Fraction(3, 4)
+    assert stream_end(ms(500)) == Fraction(1, 2)
+    frames = ms(0, 40, 100, 130)
+    assert frame_count(stream_end(frames), Fraction(24), Fraction(0)) == len(shown(frames))
+    # the picture on screen at chosen output frames (1-based; repeats allowed): 10 fps shows 3 / 2 / 3 times
+    ten = [(Fraction(i, 10), Fraction(1, 10), i) for i in range(3)]
+    assert list(shown_at(ten, [1, 3, 4, 4, 8], Fraction(24), Fraction(0))) == [(1, 0), (3, 0), (4, 1), (4, 1),
+                                                                                   (8, 2)]
+
+    def cut_after_two():   # reading on past what the wanted frames need would fail
+        yield from ten[:2]
+        raise AssertionError("read past the last wanted frame")
+    assert list(shown_at(cut_after_two(), [2], Fraction(24), Fraction(0))) == [(2, 0)]
 
 
 def test_resample_tolerance_for_rounded_timestamps():

@@ -47,7 +47,8 @@ TESTS = {
     "models/asynctf.py": ["tests/test_asynctf.py"],
     "utils/charades_eval.py": ["tests/test_charades_eval.py", "tests/test_charades_eval_ranks.py"],
     "utils/submission.py": ["tests/test_submission.py"],
-    "datasets/frame_index.py": ["tests/test_frame_index.py", "tests/test_frame_index_original.py"],
+    "datasets/frame_index.py": ["tests/test_frame_index.py", "tests/test_frame_index_original.py",
+                                "tests/test_index_cache.py"],   # the index's cache and header check
     # test_resume.py's other tests rerun the same resume (killed, with workers): one is enough, and slow
     "checkpoints/run_state.py": ["tests/test_run_state.py", "tests/test_trust.py",
                                  "tests/test_resume.py::test_resume_at_epoch_boundary_is_exact[0]"],
