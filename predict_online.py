@@ -145,7 +145,7 @@ class OnlineRun:
         self.frames: list[int] = []
         self.scores: list[np.ndarray] = []   # the field's scores (its one-sided smoothing)
         self.shown: list[np.ndarray] = []    # those, smoothed one-sided as the segment rule smooths
-        self.closed: list = []
+        self.closed: set[tuple[int, float]] = set()   # (class, start) of the segments printed
         self.thumbs: list[tuple[float, Image.Image]] = []
         self.thumb_every = 1
         self.dropped = 0
@@ -211,8 +211,8 @@ class OnlineRun:
         times = (np.asarray(self.frames) - 1) / FPS
         now = times[-1]
         for s in segments(np.asarray(self.shown), times, now, self.rule):
-            if s.end < now - RULE.merge_gap and (s.index, s.start) not in {(c.index, c.start) for c in self.closed}:
-                self.closed.append(s)
+            if s.end < now - RULE.merge_gap and (s.index, s.start) not in self.closed:
+                self.closed.add((s.index, s.start))
                 name = self.names[s.index] if s.index < len(self.names) else f"class {s.index}"
                 print(f"  segment: {name} {spans_text([s])} ({s.score:.2f})", flush=True)
 

@@ -11,6 +11,32 @@ from __future__ import annotations
 import torch
 
 
+def decay_weights(kept: torch.Tensor, decay: float, dtype: torch.dtype) -> torch.Tensor:
+    """``c_i = (1/decay)**i`` of the kept items (``kept``: 0/1, oldest first along the last axis; ``i``: the
+    kept items before this one), 0 for the others."""
+    return torch.pow(1.0 / decay, (kept.cumsum(-1) - kept).to(dtype)) * kept
+
+
+def message_weights(c: torch.Tensor, d: torch.Tensor, sigma: float, temporal_weight: float) -> torch.Tensor:
+    """``w * c_i k_i / sum_i c_i`` over the last axis, ``k_i = exp(-d_i**2 / (2 sigma**2))`` (``d``: the items'
+    times less the reader's, floating point).  The denominator holds only the ``c_i``: that is the published
+    behaviour (the kernel is not normalised), kept on purpose; their sum is 0 (nothing kept) or >= 1."""
+    k = torch.exp(-d * d / kernel_denominator(sigma, d.dtype))
+    return c * (k * temporal_weight) / c.sum(-1, keepdim=True).clamp(min=1)
+
+
+def kernel_denominator(sigma: float, dtype: torch.dtype) -> float:
+    """``2 sigma**2``, at least the dtype's smallest normal number: below it (sigma < ~1e-19 in float32)
+    it would round to 0 and an item at ``t0`` would give 0/0 = NaN (masked, but NaN * 0 is NaN).  The
+    times are integers, so for every other item ``exp(-d**2 / denominator)`` is 0 either way, as the
+    original's float64 ``exp(-d**2 / (2 sigma**2))`` is; above it nothing changes."""
+    try:
+        denominator = 2.0 * sigma ** 2
+    except OverflowError:  # sigma > ~1e154: every kernel value is 1
+        denominator = float("inf")
+    return max(denominator, torch.finfo(dtype).tiny)
+
+
 class MessageBuffer:
     """FIFO of ``(time, vector)`` messages per video id, read with the AsyncTF temporal kernel."""
 
@@ -80,25 +106,10 @@ class MessageBuffer:
             M = self.memory_size
             oldest_first = ((self.count[rows, None] + torch.arange(M, device=self.device)) % M)[:, None]
             kept = keep.gather(2, oldest_first.expand(-1, 2, -1)).long()
-            i = kept.cumsum(2) - kept
-            c_ring = torch.pow(1.0 / self.memory_decay, i.to(self.dtype)) * kept
+            c_ring = decay_weights(kept, self.memory_decay, self.dtype)
             c = torch.zeros_like(c_ring).scatter_(2, oldest_first.expand(-1, 2, -1), c_ring)
-        df = d.to(self.dtype)
-        k = torch.exp(-df * df / self._kernel_denominator())
-        # the sum of the c_i is 0 (nothing kept: c is all zero) or at least c_0 = 1
-        w = c * (k[:, None] * self.temporal_weight) / c.sum(2, keepdim=True).clamp(min=1)
+        w = message_weights(c, d.to(self.dtype)[:, None], self.sigma, self.temporal_weight)
         return torch.bmm(w, values).view(-1, 2 * self.nclass)
-
-    def _kernel_denominator(self) -> float:
-        """``2 sigma**2``, at least the dtype's smallest normal number: below it (sigma < ~1e-19 in float32)
-        it would round to 0 and an item at ``t0`` would give 0/0 = NaN (masked, but NaN * 0 is NaN).  The
-        times are integers, so for every other item ``exp(-d**2 / denominator)`` is 0 either way, as the
-        original's float64 ``exp(-d**2 / (2 sigma**2))`` is; above it nothing changes."""
-        try:
-            denominator = 2.0 * self.sigma ** 2
-        except OverflowError:  # sigma > ~1e154: every kernel value is 1
-            denominator = float("inf")
-        return max(denominator, torch.finfo(self.dtype).tiny)
 
     def store(self, rows: torch.Tensor, times: torch.Tensor, values: torch.Tensor, order: torch.Tensor) -> None:
         """Append ``values`` (B x C) at ``times`` in the given order, each FIFO trimmed to ``memory_size``."""

@@ -27,6 +27,7 @@ import argparse
 import torch
 
 from models.field import field_loss
+from models.message_buffer import decay_weights, message_weights
 
 
 class CausalField:
@@ -58,14 +59,9 @@ class CausalField:
         upto = h + torch.arange(K, device=times.device)[:, None]  # items stored before row k: p < h + k
         d = (stored_t[None, :] - times[:, None]).to(stored_v.dtype)
         keep = (p[None, :] < upto) & (p[None, :] >= upto - self.memory_size) & (d < 0)
-        if self.memory_decay == 1.0:
-            c = keep.to(stored_v.dtype)
-        else:  # i-th kept item, oldest first, weighs (1/decay)**i
-            kept = keep.long()
-            c = torch.pow(1.0 / self.memory_decay, (kept.cumsum(1) - kept).to(stored_v.dtype)) * kept
-        k = torch.exp(-d * d / (2.0 * self.sigma ** 2))
-        w = c * k * self.temporal_weight / c.sum(1, keepdim=True).clamp(min=1)
-        return w @ stored_v
+        c = keep.to(stored_v.dtype) if self.memory_decay == 1.0 else \
+            decay_weights(keep.long(), self.memory_decay, stored_v.dtype)   # items oldest first
+        return message_weights(c, d, self.sigma, self.temporal_weight) @ stored_v
 
     def step(self, a: torch.Tensor, aa: torch.Tensor, times) -> tuple[torch.Tensor, torch.Tensor]:
         """Score the next ``K`` frames (``a``: K x C, ``aa``: C x C or K x C x C, ``times``: their frame
