@@ -178,13 +178,24 @@ def _header_problem(path: str) -> str | None:
     return None
 
 
-def sampled_paths(index, relisted: set[str], root: str, naming: FrameNaming, span: int = 1) -> list[str]:
-    """Every frame file the samples of ``index`` (a ``SplitIndex``) read from the videos of ``relisted``
-    (each plane; ``span`` consecutive frames for flow stacks), once each."""
-    last = index.nframes[index.video].tolist()  # a stack never reads past the video's last frame
-    frames = {(vid, min(f + k, n)) for vid, f, n in zip(index.video_ids, index.frame.tolist(), last)
-              if vid in relisted for k in range(span)}
-    return [naming.path(root, vid, f, axis) for vid, f in sorted(frames) for axis in naming.axes]
+def sampled_frames(index, relisted: set[str], span: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(video row, frame)`` of every frame the samples of ``index`` (a ``SplitIndex``) read from the videos
+    of ``relisted`` (``span`` consecutive frames for flow stacks, never past a video's last frame), once each;
+    vectorised, so that counting them costs little even where there are too many to check."""
+    rows = np.flatnonzero(np.isin(index.ids, list(relisted)))
+    keep = np.isin(index.video, rows)
+    video = index.video[keep].astype(np.int64)
+    frames = np.minimum(index.frame[keep].astype(np.int64)[:, None] + np.arange(span),
+                        index.nframes[video].astype(np.int64)[:, None])
+    stride = int(index.nframes.max(initial=0)) + 1
+    key = np.unique((video[:, None] * stride + frames).ravel())
+    return key // stride, key % stride
+
+
+def sampled_paths(index, rows: np.ndarray, frames: np.ndarray, root: str, naming: FrameNaming) -> list[str]:
+    """The files of ``sampled_frames``' frames (each plane), in the order of (video id, frame)."""
+    pairs = sorted(zip(index.ids[rows].tolist(), frames.tolist()))
+    return [naming.path(root, vid, f, axis) for vid, f in pairs for axis in naming.axes]
 
 
 def check_headers(paths: Sequence[str]) -> list[str]:
