@@ -28,7 +28,7 @@ import numpy as np
 
 from utils.atomic import atomic_output
 from utils.overlay import YUVOverlay, margin, render_panel, top_actions
-from utils.video_decode import open_video, require
+from utils.video_decode import open_video, quarter_turns, require
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class LabelledVideoWriter:
         """The output container and streams, sized by the first frame (upright, even)."""
         av = self.av
         tmp = self._stack.enter_context(atomic_output(self.path))
-        self.turns = round(getattr(frame, "rotation", 0) / 90) % 4
+        self.turns = quarter_turns(frame)
         w, h = (frame.height, frame.width) if self.turns % 2 else (frame.width, frame.height)
         self.size = (w - w % 2, h - h % 2)
         self.container = av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"})

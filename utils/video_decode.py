@@ -101,11 +101,10 @@ def declared_duration(container, stream) -> Fraction | None:
     return None
 
 
-def frame_times(frames, first: int | None, time_base: Fraction,
-                last: tuple[Fraction, Fraction | None] | None = None
-                ) -> Iterator[tuple[Fraction, Fraction | None, object]]:
+def frame_times(frames, first: int | None, time_base: Fraction) -> Iterator[tuple[Fraction, Fraction | None, object]]:
     """``(t, duration, frame)`` of decoded ``frames``, ``t`` in seconds from the pts ``first`` (None: the
-    first frame's own).  ``last``: the previous frame's ``(t, duration)``, for a frame without pts."""
+    first frame's own); a frame without pts follows the previous one (its time plus its duration)."""
+    last = None
     for frame in frames:
         if frame.pts is None:  # no timestamp: right after the previous frame
             if last is None or not last[1]:
@@ -158,6 +157,13 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     if width <= height:
         return short_side, max(1, round(height * short_side / width))
     return max(1, round(width * short_side / height)), short_side
+
+
+def end_duration(t: Fraction, duration: Fraction | None, prev_t: Fraction | None) -> Fraction:
+    """How long the last frame lasts: its own duration, else the gap before it (0 for a lone frame)."""
+    if duration:
+        return duration
+    return t - prev_t if prev_t is not None else Fraction(0)
 
 
 def quarter_turns(frame) -> int:

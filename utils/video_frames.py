@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from utils.cli import MissingDependency
-from utils.video_decode import (INSTALL, MAX_GAP_S, SHORT_BY_S, VideoError, decoded, frame_count, instants_before,  # noqa: F401
+from utils.video_decode import (MAX_GAP_S, VideoError, decoded, end_duration, frame_count, instants_before,  # noqa: F401
                                 open_video, require, scaled_size, short_note, to_rgb, tolerance)
 
 
@@ -83,13 +83,6 @@ def resample(frames: Iterable[tuple[Fraction, Fraction | None, object]], fps: Fr
     end = frame_count(t + end_duration(t, duration, prev_t), fps, tol)
     if end > done:
         yield picture, end - done
-
-
-def end_duration(t: Fraction, duration: Fraction | None, prev_t: Fraction | None) -> Fraction:
-    """How long the last frame lasts: its own duration, else the gap before it (0 for a lone frame)."""
-    if duration:
-        return duration
-    return t - prev_t if prev_t is not None else Fraction(0)
 
 
 def stream_end(frames: Iterable[tuple[Fraction, Fraction | None, object]]) -> Fraction | None:

@@ -20,11 +20,12 @@ from the keyframes before them.  Both give exactly what a full decode gives, or 
 """
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 
-from utils.video_decode import MAX_GAP_S, SHORT_BY_S, decoded_frames, declared_duration, frame_times, tolerance
+from utils.video_decode import MAX_GAP_S, decoded_frames, end_duration, frame_times, short_note, tolerance
 
 SEEKABLE = ("mov", "matroska", "avi")  # demuxers (``container.format.name`` parts) with an index to seek by
 SEEK_COST_FRAMES = 8  # a seek costs about the decoder's reorder delay and a flush: a few frames
@@ -95,11 +96,10 @@ def tail_end(container, stream) -> tuple[Fraction, int] | None:
             return None  # the index points past the end of the file: truncated
         seek(container, stream, 2 ** 62)  # the last keyframe
         notes: list[str] = []
-        held, prev_t, frames, tail_start = None, None, 0, None
+        held, prev_t, tail_start = None, None, None
         for t, duration, frame in frame_times(decoded_frames(container, stream, notes, from_keyframe(container, stream)),
                                               first, Fraction(stream.time_base)):
-            frames += 1
-            if frames == 1:
+            if tail_start is None:
                 tail_start = t
             if held is not None:
                 if t <= held[0]:
@@ -114,9 +114,8 @@ def tail_end(container, stream) -> tuple[Fraction, int] | None:
         return None
     if notes or (not held[1] and prev_t is None) or (held[1] or 0) > MAX_GAP_S:
         return None
-    end = held[0] + (held[1] or held[0] - prev_t)
-    declared = declared_duration(container, stream)
-    if declared is not None and declared - end > SHORT_BY_S:
+    end = held[0] + end_duration(held[0], held[1], prev_t)
+    if short_note(end, container, stream):  # truncated: the full decode says so
         return None
     return end, first
 
@@ -156,9 +155,9 @@ def shown_by_seeking(container, stream, wanted: Sequence[int], fps: Fraction, fi
         limit = Fraction(k - 1) / fps + tol
         if ahead is not None and ahead[0] <= limit:
             held, ahead = ahead, None
-        before = [key for key in keys if key <= limit]
-        if before and (frames is None or (ahead is None and before[-1] - last_t > seek_cost)):
-            frames, held, ahead = _seek_to(container, stream, keys, len(before) - 1, limit, first, counted)
+        before = bisect.bisect_right(keys, limit)  # keyframes at or before the instant (keys ascending)
+        if before and (frames is None or (ahead is None and keys[before - 1] - last_t > seek_cost)):
+            frames, held, ahead = _seek_to(container, stream, keys, before - 1, limit, first, counted)
         elif frames is None:
             raise SeekFailed("no keyframe before the instant")
         while ahead is None:
