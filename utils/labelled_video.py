@@ -28,7 +28,7 @@ import numpy as np
 
 from utils.atomic import atomic_output
 from utils.overlay import YUVOverlay, margin, render_panel, top_actions
-from utils.video_decode import open_video, quarter_turns, require
+from utils.video_decode import decoded_frames, open_video, quarter_turns, require
 
 log = logging.getLogger(__name__)
 
@@ -253,33 +253,26 @@ def label_video(src: str, dst: str, times: Sequence[float], scores: np.ndarray, 
                 top: int = 3, preset: str = PRESET, threads: int = 0) -> int:
     """Write ``dst``: the video ``src`` labelled with ``scores[i]`` from ``times[i]`` seconds (from its first
     frame) on, and its audio; returns the frames written.  Undecodable packets are skipped (as ffmpeg)."""
-    av = require("av")
     container, stream = open_video(src, threads)
+    notes: list[str] = []
     with container:
         audio = container.streams.audio[0] if container.streams.audio else None
         with LabelledVideoWriter.for_stream(dst, names, stream, audio, top=top, preset=preset) as writer:
             for t, s in zip(times, scores):
                 writer.add_scores(t, s)
             writer.no_more_scores()
-            packets = container.demux(*[s for s in (stream, audio) if s is not None])
-            while True:
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    break
-                except av.error.FFmpegError as e:  # a broken container ends the stream
-                    log.warning("%s: demuxing stopped early: %s", src, e)
-                    break
-                if packet.stream is audio:
-                    writer.add_audio(packet)
-                    continue
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError:
-                    continue
-                for frame in frames:
-                    writer.add_frame(frame)
-        return writer.frames
+
+            def video_packets():  # the audio goes straight to the writer
+                for packet in container.demux(*[s for s in (stream, audio) if s is not None]):
+                    if packet.stream is audio:
+                        writer.add_audio(packet)
+                    else:
+                        yield packet
+            for frame in decoded_frames(container, stream, notes, video_packets()):
+                writer.add_frame(frame)
+    for note in notes:
+        log.warning("%s: %s", src, note)
+    return writer.frames
 
 
 def label_pictures(pictures: Iterable[np.ndarray], rate: Fraction, dst: str, times: Sequence[float],
