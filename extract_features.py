@@ -108,9 +108,9 @@ def check_inputs(opts: argparse.Namespace) -> list[str] | None:
     return wanted
 
 
-def videos_dataset(opts: argparse.Namespace) -> tuple[FrameDataset, list[str], list[str]]:
-    """The strided dataset of the videos to extract, and the ids skipped without frames / for frame gaps."""
-    wanted = check_inputs(opts)
+def videos_dataset(opts: argparse.Namespace, wanted: list[str] | None) -> tuple[FrameDataset, list[str], list[str]]:
+    """The strided dataset of the videos to extract (``wanted``: those of ``--ids``, checked by
+    ``check_inputs``; None: all), and the ids skipped without frames / for frame gaps."""
     if not opts.val_file:
         # the ids as a Charades CSV without labels, so that the datasets list and sample them as usual; the
         # length only places val_video's frames, which at_stride replaces, so any valid length will do
@@ -135,8 +135,6 @@ def videos_dataset(opts: argparse.Namespace) -> tuple[FrameDataset, list[str], l
 
 def load_model(opts: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, AsyncTFBase]:
     """The training network with the checkpoint's weights (or ImageNet's), its criterion and its head."""
-    if opts.resume and not os.path.isfile(opts.resume):
-        raise cli.MissingInputError(f"checkpoint not found: --resume {opts.resume}")
     if not (opts.resume or opts.pretrained or opts.pretrained_weights):
         raise cli.InputError("extract_features needs weights: --resume CHECKPOINT (features and scores), or "
                              "--pretrained [TAG] / --pretrained-weights FILE (backbone features only)")
@@ -254,12 +252,12 @@ def main(argv: list[str] | None = None) -> dict:
     main_process = distributed.is_main(opts)
     setup_logging(opts.out, enabled=main_process)
     step = frame_step(opts)
-    check_inputs(opts)  # before the model: --pretrained would download first
+    ids = check_inputs(opts)  # before the model: --pretrained would download first
     model, criterion, head = load_model(opts)
     wanted = settings(opts, step)
     check_or_record(os.path.join(opts.out, "settings.json"), wanted, f"--out {opts.out}", write=False)
     kinds = KINDS if opts.resume else ("features",)
-    ds, no_frames, gapped = videos_dataset(opts)
+    ds, no_frames, gapped = videos_dataset(opts, ids)
     check_or_record(os.path.join(opts.out, "settings.json"), wanted, f"--out {opts.out}", write=main_process)  # recorded once the inputs are known to be good
     dims = {"features": head.mA.in_features, "scores": opts.nclass}
 

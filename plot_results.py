@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.figures import DPI, INSTALL_HINT, figure, require_matplotlib, save_png  # noqa: F401
+from utils.figures import DPI, figure, require_matplotlib, save_png  # noqa: F401 (DPI, require_matplotlib: for callers)
 from utils import cli
 from utils.charades_csv import Video, read_annotations, read_classes
 from utils.charades_eval import average_precision, classify, localize_gt, mean_ap_with_positives
@@ -31,7 +31,6 @@ from utils.submission import LOCALIZE, NFRAMES, SubmissionError, one_based_frame
 CLASSES_TXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "Charades_v1_classes.txt")
 CURVES_SIZE = (16.0, 5.0)
 TIMELINE_SIZE = (12.0, 7.5)
-_figure, _save = figure, save_png
 
 
 # ------------------------------------------------------------------------------------ curves
@@ -82,7 +81,7 @@ def curves_data(metrics_paths: str | list[str]) -> list[RunCurves]:
 def draw_curves(runs: list[RunCurves], out_path: str) -> tuple[int, int]:
     """Three panels (train loss; train/val prec@1; video mAP with each run's best epoch starred),
     one colour per run.  Returns the PNG's size in pixels."""
-    fig = _figure(CURVES_SIZE)  # first: a missing matplotlib raises the ImportError with the install hint
+    fig = figure(CURVES_SIZE)  # first: a missing matplotlib raises the ImportError with the install hint
     from matplotlib.ticker import MaxNLocator
     ax_loss, ax_prec, ax_map = fig.subplots(1, 3)
     for k, run in enumerate(runs):
@@ -106,7 +105,7 @@ def draw_curves(runs: list[RunCurves], out_path: str) -> tuple[int, int]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Training curves: " + ", ".join(r.name for r in runs))
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 def plot_curves(metrics_paths: str | list[str], out_path: str) -> tuple[int, int]:
@@ -149,7 +148,7 @@ def per_class_size(n: int) -> tuple[float, float]:
 
 def draw_per_class(data: PerClassAP, out_path: str) -> tuple[int, int]:
     """Horizontal bars, best class on top, AP printed at each bar's end, mean AP as a vertical line."""
-    fig = _figure(per_class_size(len(data.order)))
+    fig = figure(per_class_size(len(data.order)))
     ax = fig.subplots()
     y = np.arange(len(data.order))
     bars = ax.barh(y, data.values, height=0.75, color="C0", label=f"{len(data.order)} classes with positives")
@@ -168,7 +167,7 @@ def draw_per_class(data: PerClassAP, out_path: str) -> tuple[int, int]:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"Per-class AP of {data.title}: official mAP {data.mAP:.4f}, WAP {data.wAP:.4f}"
                  + (f"\n({data.n_nan} classes without positives: official mAP is NaN)" if data.n_nan else ""))
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 # ------------------------------------------------------------------------------------ timelines
@@ -244,7 +243,7 @@ def timeline_data(sub, video: Video, rows: np.ndarray, names: list[str], n_wrong
 def draw_timeline(data: Timeline, out_path: str) -> tuple[int, int]:
     """Top: ground-truth intervals, one row per class; bottom: the scores over time (wrong classes
     dashed), same colour per class, shared time axis in seconds."""
-    fig = _figure(TIMELINE_SIZE)
+    fig = figure(TIMELINE_SIZE)
     ax_gt, ax_sc = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.6])
     color = {c: f"C{k % 10}" for k, c in enumerate(data.classes)}
     row = {c: k for k, c in enumerate(data.classes)}
@@ -265,7 +264,7 @@ def draw_timeline(data: Timeline, out_path: str) -> tuple[int, int]:
     # Below the axes, two columns: long class names beside the plot would squeeze it.
     ax_sc.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.suptitle(f"video {data.video_id} ({data.length:.1f} s): per-video localisation AP {data.ap:.3f}")
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 def select_videos(ranked: list[tuple[str, float]], best: int, worst: int) -> list[str]:

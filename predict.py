@@ -247,10 +247,7 @@ class Stream:
 def load_network(opts: argparse.Namespace, ckpt: dict, path: str) -> torch.nn.Module:
     """The network of ``opts`` with the checkpoint's weights, in eval mode."""
     model, _, _ = create_model(argparse.Namespace(**{**vars(opts), "pretrained": False, "pretrained_weights": ""}))
-    try:
-        checkpoints.load_into(path, ckpt, model)
-    except checkpoints.CheckpointError as e:
-        raise cli.UserError(str(e)) from None
+    checkpoints.load_into(path, ckpt, model)  # a CheckpointError is a user error: cli.run prints its line
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.eval()

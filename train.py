@@ -251,16 +251,6 @@ def synchronous_scores(criterion, a: torch.Tensor, aa: torch.Tensor, video_id: s
     return scores.float()
 
 
-def score_frames(model, criterion, batches, video_id: str, times, opts: argparse.Namespace) -> torch.Tensor:
-    """Synchronous scores (T x C, probabilities) of one video's T frames, given as input batches in time
-    order: ``network_outputs``, then ``synchronous_scores`` over all T frames."""
-    try:
-        a, aa = network_outputs(model, batches, opts)
-    except ValueError:
-        raise ValueError(f"video {video_id}: no frame to score") from None
-    return synchronous_scores(criterion, a, aa, video_id, times)
-
-
 def video_map(scores: np.ndarray, targets: np.ndarray, submission: str, gt_csv: str | None) -> float:
     """Official classification mAP of the written file when there is an annotation CSV (Charades);
     else the mean AP over classes with positives of the in-memory scores (synthetic datasets)."""

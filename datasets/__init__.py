@@ -99,9 +99,7 @@ def class_names(opts: argparse.Namespace) -> list[str] | None:
     """The class names of ``opts.dataset`` in class order (Charades: ``data/Charades_v1_classes.txt`` when
     ``--nclass`` is 157; Jester / Something-Something: ``--labels-file``, or the usual file next to
     ``--train-file``), or None where a dataset has none (``fake``, ``testdata1``) or they cannot be read."""
-    if opts.dataset not in DATASETS:
-        raise ValueError(f"unknown --dataset {opts.dataset!r}; choose one of: {', '.join(DATASETS)}")
-    names = getattr(importlib.import_module(f"datasets.{opts.dataset}"), "class_names", None)
+    names = getattr(_dataset_module(opts), "class_names", None)
     return names(opts) if names is not None else None
 
 

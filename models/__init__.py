@@ -10,13 +10,12 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from checkpoints import CheckpointError, load_weights_file
-from checkpoints.hub import HubFileError, safe_torchvision_weights
-from utils.cli import Failure
+from checkpoints import load_weights_file
+from checkpoints.hub import safe_torchvision_weights
 from models.asynctf import AsyncTFBase, AsyncTFCriterion
 from models.flow_input import widen_first_conv
 from models.vgg16flow import from_original_layout, vgg16flow
-from utils.cli import InputError, UserError
+from utils.cli import Failure, InputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,8 @@ def _torchvision_pretrained(arch: str, tag: str, trusted: bool = False) -> nn.Mo
     try:
         with safe_torchvision_weights(trusted):
             return torchvision.models.get_model(arch, weights=weights)
-    except (HubFileError, CheckpointError, Failure):  # a file there that is wrong or unsafe: its message
-        raise                                           # says what to do
+    except (UserError, Failure):  # a file there that is wrong or unsafe: its message says what to do
+        raise
     except Exception as err:  # no network, a proxy, a truncated download...
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         why = (str(err).strip().splitlines() or [type(err).__name__])[0]  # one line: the cause, not its trace

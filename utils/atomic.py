@@ -7,14 +7,13 @@ A temporary file is named ``.<name>.<pid>-<random>.tmp``: a run killed mid-write
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from utils.cli import Failure
+from utils.cli import FULL_DISK, FULL_DISK_FIX, Failure
 
 _TEMP = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 
@@ -58,11 +57,10 @@ def atomic_output(path: str) -> Iterator[str]:
             os.unlink(tmp)
         cause = _os_error(err) if isinstance(err, Exception) and not isinstance(err, WriteError) else None
         if cause is not None:
-            full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
+            full = cause.errno in FULL_DISK
             reason = "no space left on the device" if full else (cause.strerror or str(cause))
             raise WriteError(cause.errno, f"could not write {path}: {reason}; the previous file (if any) "
-                                          "is unchanged" + ("; free some space and run the same command again"
-                                                            if full else "")) from err
+                                          "is unchanged" + (FULL_DISK_FIX if full else "")) from err
         raise
     try:  # make the rename itself durable; not every platform can fsync a directory
         dfd = os.open(directory, os.O_RDONLY)

@@ -49,6 +49,7 @@ class MissingDependency(UserError, ImportError):
 # OSErrors raised outside the project's checks that are still the user's to fix, when they name a file
 USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 FULL_DISK = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+FULL_DISK_FIX = "; free some space and run the same command again"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -95,7 +96,7 @@ def run(main: Callable[[list[str] | None], object], argv: list[str] | None = Non
         code = 1 if err.errno in FULL_DISK else 2 if isinstance(err, USER_OS_ERRORS) else None
         if debug or code is None or (code == 2 and err.filename is None):
             raise
-        fix = "; free some space and run the same command again" if code == 1 else ""
+        fix = FULL_DISK_FIX if code == 1 else ""
         print(f"{prog}: error: {message(err)}{fix}", file=sys.stderr)
         return code
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
