@@ -39,7 +39,7 @@ from utils import cli
 from utils.predictions import VideoPrediction, output_name, spans_text, table
 from utils.overlay import top_actions
 from utils.segments import RULE, segments
-from utils.video_decode import VideoError, decoded_frames, frame_times, open_video, require, to_rgb, tolerance
+from utils.video_decode import VideoError, decoded_frames, frame_times, open_video, require, to_rgb, tolerance, video_stream
 from utils.video_frames import resample
 
 log = logging.getLogger("predict")
@@ -83,15 +83,17 @@ def open_source(clip: video_input.Clip, threads: int):
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise video_input.InputError(f"{clip.path}: cannot open it: {e} (is the address right and the stream "
                                      f"up? a device is FORMAT:TARGET, e.g. v4l2:/dev/video0)") from None
-    if not container.streams.video:
+    stream = video_stream(container)  # as for files: the first video stream that is not a cover picture
+    if stream is None:
         container.close()
         raise video_input.InputError(f"{clip.path}: no video stream in it")
-    return container, container.streams.video[0]
+    stream.thread_type, stream.thread_count = "AUTO", threads
+    return container, stream
 
 
 def scored_frame(j: int, fps: float) -> int:
     """The 1-based 24-fps frame number of the ``j``-th frame scored at ``fps`` (as ``sample_windows``)."""
-    return int(np.floor(j * FPS / fps + 1e-6)) + 1
+    return int(video_input.fps_frames(j, fps))
 
 
 def pictures(clip: video_input.Clip, on_open, notes: list[str], threads: int) -> Iterator[tuple[np.ndarray, int]]:
@@ -129,7 +131,7 @@ def pictures(clip: video_input.Clip, on_open, notes: list[str], threads: int) ->
                 yield frame
         timed = frame_times(tapped(), None, Fraction(stream.time_base))
         size = None
-        for frame, repeats in resample(timed, Fraction(FPS), tolerance(stream)):
+        for frame, repeats in resample(timed, Fraction(FPS), tolerance(stream), notes):  # notes: as offline
             size = size or (frame.width, frame.height)
             yield to_rgb(frame, size), repeats
 

@@ -126,6 +126,13 @@ def measure_clip(clip: Clip, threads: int = 1) -> Clip:
     return clip
 
 
+def fps_frames(j, fps: float) -> np.ndarray:
+    """The 1-based 24-fps frame numbers of the ``j``-th frames scored at ``fps``: ``floor(j * 24 / fps) + 1``
+    (the online mode's frames, one at a time, and ``sample_windows``' at once)."""
+    # the epsilon keeps j * 24 / fps that is whole in exact arithmetic from flooring one frame low
+    return np.floor(np.asarray(j, np.float64) * FPS / fps + 1e-6).astype(np.int64) + 1
+
+
 def sample_windows(nframes: int, duration: float, test_frames: int = 50, fps: float | None = None,
                    frames: int | None = None) -> list[np.ndarray]:
     """The 1-based frames to score, in windows that are each scored as one val_video video.  Default: the
@@ -135,9 +142,7 @@ def sample_windows(nframes: int, duration: float, test_frames: int = 50, fps: fl
     if fps is None:
         count = frames or test_frames
         return [np.clip(val_video_frames(nframes, duration, count, FPS, "time"), 1, nframes)]
-    j = np.arange(max(1, math.ceil(duration * fps - 1e-9)), dtype=np.float64)
-    # the epsilon keeps j * 24 / fps that is whole in exact arithmetic from flooring one frame low
-    chosen = np.clip(np.floor(j * FPS / fps + 1e-6).astype(np.int64) + 1, 1, nframes)
+    chosen = np.clip(fps_frames(np.arange(max(1, math.ceil(duration * fps - 1e-9))), fps), 1, nframes)
     return [chosen[i:i + test_frames] for i in range(0, len(chosen), test_frames)]
 
 

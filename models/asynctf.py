@@ -13,9 +13,8 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from models.field import field_loss
+from models.field import field_loss, window_mean
 from models.message_buffer import MessageBuffer
 
 SYNCHRONOUS_PASSES = 1 + 5  # val_video: one pass to fill the buffer, five to let messages settle
@@ -110,13 +109,8 @@ class AsyncTFCriterion(nn.Module):
 
     def smooth(self, scores: torch.Tensor) -> torch.Tensor:
         """Row m becomes the mean of rows ``max(0, m-w) .. min(B-1, m+w)`` (a video in time order)."""
-        w, B = self.window_smooth, scores.shape[0]
-        if w <= 0:
-            return scores
-        csum = F.pad(scores.cumsum(0), (0, 0, 1, 0))
-        m = torch.arange(B, device=scores.device)
-        lo, hi = (m - w).clamp(min=0), (m + w).clamp(max=B - 1) + 1
-        return (csum[hi] - csum[lo]) / (hi - lo).unsqueeze(1).to(scores.dtype)
+        w = self.window_smooth
+        return window_mean(scores, w, w) if w > 0 else scores
 
     # -- forward --------------------------------------------------------------------------------
     def _pass(self, a: torch.Tensor, aa: torch.Tensor, target: torch.Tensor, ids: list[str],

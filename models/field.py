@@ -122,3 +122,15 @@ def field_loss(a: torch.Tensor, aa: torch.Tensor, msg2: torch.Tensor, target: to
         terms = ((g2 - msg2) * projected).view(len(a), 2, -1).sum(2)
         loss = loss + adjust_weight * terms.square().mean(0).sum()
     return qa.detach(), loss / divisor
+
+
+def window_mean(rows: torch.Tensor, back: int, ahead: int, before: torch.Tensor | None = None) -> torch.Tensor:
+    """Row ``m`` becomes the mean of rows ``m-back .. m+ahead`` (those that exist), where ``before`` holds
+    rows that came before ``rows`` (read, not returned): val_video's smoothing (``back = ahead = w``) and the
+    online mode's, cut at the present (``ahead = 0``).  One cumulative sum, not a loop over windows."""
+    h = 0 if before is None else len(before)
+    all_rows = rows if h == 0 else torch.cat([before, rows])
+    csum = torch.nn.functional.pad(all_rows.cumsum(0), (0, 0, 1, 0))
+    m = h + torch.arange(len(rows), device=rows.device)
+    lo, hi = (m - back).clamp(min=0), (m + ahead).clamp(max=len(all_rows) - 1) + 1
+    return (csum[hi] - csum[lo]) / (hi - lo).unsqueeze(1).to(rows.dtype)

@@ -26,7 +26,7 @@ import argparse
 
 import torch
 
-from models.field import field_loss
+from models.field import field_loss, window_mean
 from models.message_buffer import decay_weights, message_weights
 
 
@@ -96,11 +96,4 @@ class CausalField:
 def causal_smooth(scores: torch.Tensor, window: int, before: torch.Tensor | None = None) -> torch.Tensor:
     """Row ``m`` becomes the mean of rows ``m-window .. m`` (as many as there are), where ``before`` holds
     the rows that came before ``scores`` (the offline smoothing's window, cut at the present)."""
-    if window <= 0:
-        return scores
-    h = 0 if before is None else len(before)
-    rows = scores if h == 0 else torch.cat([before, scores])
-    csum = torch.nn.functional.pad(rows.cumsum(0), (0, 0, 1, 0))
-    m = h + torch.arange(len(scores), device=scores.device)
-    lo = (m - window).clamp(min=0)
-    return (csum[m + 1] - csum[lo]) / (m + 1 - lo).unsqueeze(1).to(scores.dtype)
+    return window_mean(scores, window, 0, before) if window > 0 else scores
