@@ -21,7 +21,8 @@ from utils.charades_csv import read_annotations
 
 def write_demo_video(video_id: str, out: str, size: int = 64, seed: int = 0, crf: int = 18) -> int:
     """Encode demo video ``video_id`` into ``out`` (atomically); returns its frame count."""
-    import av
+    from utils.video_decode import require
+    av = require("av")  # a missing PyAV: one line saying how to install it
     videos = {v.id: v for path in (DEMO_TEST_CSV, DEMO_TRAIN_CSV) for v in read_annotations(path)}
     if video_id not in videos:
         raise ValueError(f"{video_id} is not a demo video (see {DEMO_TEST_CSV})")
