@@ -33,10 +33,7 @@ def normalised(weights: Sequence[float]) -> tuple[float, float]:
     if not all(math.isfinite(w) and w >= 0 for w in weights):
         raise WeightsError(f"--weights {shown}: each weight must be a finite number >= 0 (a negative one would "
                            f"rank the stream's scores upside down); e.g. 0.5 0.5")
-    try:
-        total = math.fsum(weights)
-    except OverflowError:  # fsum raises where a plain sum would give inf
-        total = math.inf
+    total = sum(weights)  # (two numbers: one rounding either way; an overflow gives inf, refused below)
     if total == 0 or not math.isfinite(total):
         raise WeightsError(f"--weights {shown}: they sum to {total:g}, so they cannot be normalised to sum to 1; "
                            f"give weights with a finite, nonzero sum in the same ratio (e.g. 0.5 0.5)")
